@@ -1,0 +1,18 @@
+"""keras_realnvp: Real NVP (Dinh, Sohl-Dickstein, Bengio, ICLR 2017) for Keras 3.
+
+Runs on TensorFlow, JAX and PyTorch: the layers use only `keras.ops` and `keras.random`.
+
+Example:
+
+>>> import numpy as np
+>>> import keras_realnvp
+>>> model = keras_realnvp.RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=8, num_blocks=1)
+>>> tuple(model.bits_per_dim(np.full((2, 8, 8, 3), 128.5, "float32")).shape)
+(2,)
+"""
+
+from keras_realnvp import bijectors, data, evaluation, networks, visualization
+from keras_realnvp.models import RealNVP
+from keras_realnvp.version import __version__
+
+__all__ = ["RealNVP", "__version__", "bijectors", "data", "evaluation", "networks", "visualization"]

@@ -1,0 +1,43 @@
+"""Uniform dequantization of integer pixels (§3.1 / §4.1): a seeded, separate step."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_realnvp")
+class UniformDequantization(keras.layers.Layer):
+    """`x + u` with `u ~ U[0, 1)^D`: integer pixels 0..255 become values in [0, 256).
+
+    Not a bijection and not part of the density: it turns the discrete data into a
+    continuous sample whose density bounds the discrete likelihood. Fresh noise is
+    drawn at every call from the layer's own `keras.random.SeedGenerator` (so every
+    training step sees new noise, also inside compiled JAX code).
+
+    Args:
+        seed: seed of the generator (`None`: unseeded).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = UniformDequantization(seed=0)
+    >>> pixels = np.array([[0, 17, 255]], dtype="uint8")
+    >>> x = np.asarray(layer(pixels))
+    >>> bool(np.all((x >= pixels) & (x < pixels + 1.0)))
+    True
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="dequantization_seed")
+
+    def call(self, pixels):
+        x = ops.cast(pixels, self.compute_dtype)
+        noise = keras.random.uniform(ops.shape(x), dtype=self.compute_dtype, seed=self.seed_generator)
+        return x + noise
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}

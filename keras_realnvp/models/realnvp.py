@@ -1,0 +1,468 @@
+"""The multi-scale Real NVP model of section 3.6."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_realnvp.bijectors import (
+    AffineCoupling,
+    BijectorChain,
+    FactorOut,
+    Logit,
+    RunningBatchNorm,
+    Squeeze,
+    UniformDequantization,
+)
+from keras_realnvp.models.input_checks import (
+    as_array,
+    check_finite_in_range,
+    check_images,
+    check_labels,
+)
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _is_integer(x):
+    return keras.backend.standardize_dtype(x.dtype).startswith(("int", "uint"))
+
+
+@keras.saving.register_keras_serializable(package="keras_realnvp")
+class RealNVP(keras.Model):
+    """Real NVP (Dinh et al., ICLR 2017): exact log-likelihood, encoding, decoding, sampling.
+
+    The flow is `logit -> [3 checkerboard couplings, squeeze, 3 channel couplings,
+    factor out half] x (num_scales - 1) -> 4 checkerboard couplings`, each coupling
+    followed by the running-average batch normalization of appendix E. The hidden maps
+    of the s/t networks double at each scale, and channel couplings use twice the
+    width of the checkerboard ones at the same scale. The prior is a unit Gaussian.
+
+    Inputs are pixel values: floats in [0, 256) are taken as already dequantized;
+    integer arrays (0..255) are dequantized with fresh uniform noise when the model is
+    *called* (which is what `fit` and `evaluate` do), but never by `log_prob`,
+    `bits_per_dim` or `encode`, which evaluate the density at the points given.
+
+    Training: `model.compile(optimizer=...)` then `model.fit(images)`; the loss is the
+    mean bits/dim plus `l2_scale` times the squared weight-scale parameters (weight-norm
+    magnitudes and coupling scales), and `bits_per_dim` is reported as a metric.
+
+    Args:
+        image_shape: `(height, width, channels)` of the training images. The model is
+            fully convolutional: any height and width divisible by
+            `2^(num_scales - 1)` (and at least `2^num_scales`) works after training.
+        num_scales: number of scales (the last has no squeeze).
+        filters: hidden maps of the s/t networks at the first scale.
+        num_blocks: residual blocks per s/t network.
+        alpha: margin of the logit preprocessing.
+        bn_momentum: momentum `rho` of the batch normalizations (eq. 20-21).
+        bn_epsilon: epsilon of the coupling-output batch normalizations.
+        l2_scale: L2 coefficient on the weight-scale parameters.
+        condition_dim: length of a label vector the flow is conditioned on
+            (appendix F), or `None`.
+        seed: seed of the dequantization and sampling generators.
+
+    Example:
+
+    >>> import numpy as np
+    >>> model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=8, num_blocks=1)
+    >>> x = np.random.uniform(0, 256, size=(4, 8, 8, 3)).astype("float32")
+    >>> bpd = model.bits_per_dim(x)             # per image, shape (4,)
+    >>> latents = model.encode(x)               # finest scale first
+    >>> [tuple(z.shape) for z in latents]
+    [(4, 4, 4, 6), (4, 4, 4, 6)]
+    >>> float(np.abs(np.asarray(model.decode(latents)) - x).max()) < 1e-2
+    True
+    >>> tuple(model.sample(2, temperature=0.7, seed=1).shape)
+    (2, 8, 8, 3)
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        num_scales=2,
+        filters=64,
+        num_blocks=8,
+        alpha=0.05,
+        bn_momentum=0.95,
+        bn_epsilon=1e-4,
+        l2_scale=5e-5,
+        condition_dim=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        image_shape = tuple(int(d) for d in image_shape)
+        if len(image_shape) != 3:
+            raise ValueError(f"`image_shape` must be (height, width, channels), got {image_shape}.")
+        if num_scales < 1:
+            raise ValueError(f"`num_scales` must be at least 1, got {num_scales}.")
+        self.image_shape = image_shape
+        self.num_scales = num_scales
+        self.filters = filters
+        self.num_blocks = num_blocks
+        self.alpha = alpha
+        self.bn_momentum = bn_momentum
+        self.bn_epsilon = bn_epsilon
+        self.l2_scale = l2_scale
+        self.condition_dim = condition_dim
+        self.seed = seed
+        self._check_shape((1, *image_shape), "image_shape")
+
+        policy = self.dtype_policy
+        self.logit = Logit(alpha, dtype=policy, name="logit")
+        self.dequantizer = UniformDequantization(seed, dtype=policy, name="dequantization")
+        self.sampling_seed = keras.random.SeedGenerator(
+            None if seed is None else seed + 1, name="sampling_seed"
+        )
+        self.checkerboard_flows = []
+        self.squeezes = []
+        self.channel_flows = []
+        self.factor_outs = []
+        for i in range(num_scales - 1):
+            width = filters * 2**i
+            self.checkerboard_flows.append(self._coupling_chain("checkerboard", 3, width, f"scale_{i}_checkerboard"))
+            self.squeezes.append(Squeeze(dtype=policy, name=f"scale_{i}_squeeze"))
+            self.channel_flows.append(self._coupling_chain("channel", 3, 2 * width, f"scale_{i}_channel"))
+            self.factor_outs.append(FactorOut(dtype=policy, name=f"scale_{i}_factor_out"))
+        self.final_flow = self._coupling_chain(
+            "checkerboard", 4, filters * 2 ** (num_scales - 1), f"scale_{num_scales - 1}_checkerboard"
+        )
+        self._bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
+        self.build((None, *image_shape))
+
+    def _coupling_chain(self, mask_type, count, width, name):
+        layers = []
+        for j in range(count):
+            layers.append(
+                AffineCoupling(
+                    mask_type,
+                    reverse=bool(j % 2),
+                    filters=width,
+                    num_blocks=self.num_blocks,
+                    condition_dim=self.condition_dim,
+                    bn_momentum=self.bn_momentum,
+                    dtype=self.dtype_policy,
+                    name=f"{name}_coupling_{j}",
+                )
+            )
+            layers.append(
+                RunningBatchNorm(
+                    momentum=self.bn_momentum,
+                    epsilon=self.bn_epsilon,
+                    dtype=self.dtype_policy,
+                    name=f"{name}_batch_norm_{j}",
+                )
+            )
+        return BijectorChain(layers, dtype=self.dtype_policy, name=name)
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self.logit.build(shape)
+        self.dequantizer.build(shape)
+        for checkerboard, squeeze, channel, factor_out in self._scale_steps():
+            checkerboard.build(shape)
+            shape = squeeze.compute_output_shape(shape)[0]
+            squeeze.build(shape)
+            channel.build(shape)
+            shape = factor_out.compute_output_shape(shape)[1]
+        self.final_flow.build(shape)
+        self.built = True
+
+    def _scale_steps(self):
+        return zip(self.checkerboard_flows, self.squeezes, self.channel_flows, self.factor_outs)
+
+    # ----------------------------------------------------------------- the flow
+
+    def forward_flow(self, x, condition=None, training=False):
+        """`f(x)`: pixel values to `(latents, log|det df/dx|)`, no input checks.
+
+        The building block of the public methods; usable inside compiled code.
+        """
+        h, log_det = self.logit(x)
+        latents = []
+        for checkerboard, squeeze, channel, factor_out in self._scale_steps():
+            h, ld = checkerboard(h, condition=condition, training=training)
+            log_det = log_det + ld
+            h, _ = squeeze(h)
+            h, ld = channel(h, condition=condition, training=training)
+            log_det = log_det + ld
+            z, h = factor_out(h)
+            latents.append(z)
+        h, ld = self.final_flow(h, condition=condition, training=training)
+        latents.append(h)
+        return latents, log_det + ld
+
+    def inverse_flow(self, latents, condition=None):
+        """`f^-1(latents)`: back to pixel values, no input checks."""
+        h = self.final_flow.inverse(latents[-1], condition=condition)
+        steps = list(self._scale_steps())
+        for (checkerboard, squeeze, channel, factor_out), z in zip(reversed(steps), reversed(latents[:-1])):
+            h = factor_out.merge(z, h)
+            h = channel.inverse(h, condition=condition)
+            h = squeeze.inverse(h)
+            h = checkerboard.inverse(h, condition=condition)
+        return self.logit.inverse(h)
+
+    @staticmethod
+    def prior_log_prob(latents):
+        """Per-example log-density of the latents under the unit Gaussian prior."""
+        total = 0.0
+        for z in latents:
+            flat = ops.reshape(z, (ops.shape(z)[0], -1))
+            total = total + ops.sum(-0.5 * ops.square(flat) - _HALF_LOG_2PI, axis=-1)
+        return total
+
+    def call(self, inputs, training=False):
+        """Per-image log-likelihood in nats; integer pixels are dequantized first.
+
+        `inputs` is a batch of images, or for a conditional model a dict
+        `{"images": ..., "labels": ...}`.
+        """
+        images, labels = self._split_inputs(inputs)
+        if _is_integer(images):
+            images = self.dequantizer(images)
+        latents, log_det = self.forward_flow(images, condition=labels, training=training)
+        return self.prior_log_prob(latents) + log_det
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, dict):
+            return inputs["images"], inputs.get("labels")
+        return inputs, None
+
+    # ------------------------------------------------------------- training
+
+    def weight_scale_variables(self):
+        """The parameters the paper's L2 penalty applies to (§4.1).
+
+        The weight-norm magnitudes `g` of every s/t convolution and the `scale` of
+        every coupling's `s = scale * tanh(...)`.
+
+        Example:
+
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> len(model.weight_scale_variables())
+        70
+        """
+        variables = []
+        for chain in [*self.checkerboard_flows, *self.channel_flows, self.final_flow]:
+            for layer in chain.bijectors:
+                if isinstance(layer, AffineCoupling):
+                    variables += [*layer.net.weight_scale_variables(), layer.scale]
+        return variables
+
+    def _dims(self, images):
+        return math.prod(images.shape[1:])
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        images, _ = self._split_inputs(x)
+        nll = -ops.mean(y_pred) / (self._dims(images) * math.log(2.0))
+        penalty = sum(ops.sum(ops.square(v)) for v in self.weight_scale_variables())
+        loss = nll + ops.cast(self.l2_scale * penalty, nll.dtype)
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        images, _ = self._split_inputs(x)
+        self._bits_per_dim_tracker.update_state(-y_pred / (self._dims(images) * math.log(2.0)))
+        return self.get_metrics_result()
+
+    # ----------------------------------------------------------- public API
+
+    @property
+    def spatial_multiple(self):
+        """Height and width must be multiples of this (`2^(num_scales - 1)`)."""
+        return 2 ** (self.num_scales - 1)
+
+    @property
+    def min_spatial_size(self):
+        """The smallest height or width: the last scale needs at least 2x2 positions."""
+        return 2**self.num_scales
+
+    def _check_shape(self, shape, what):
+        multiple, minimum = 2 ** (self.num_scales - 1), 2**self.num_scales
+        for name, size in zip(("height", "width"), shape[1:3]):
+            if size % multiple or size < minimum:
+                raise ValueError(
+                    f"{what} {name} {size} must be a multiple of {multiple} and at least {minimum} "
+                    f"for num_scales={self.num_scales}."
+                )
+
+    def _prepare(self, images, labels):
+        images = check_images(images, self.image_shape[-1], self.spatial_multiple, self.min_spatial_size)
+        labels = check_labels(labels, self.condition_dim, images.shape[0])
+        images = ops.convert_to_tensor(images, dtype=self.compute_dtype)
+        if labels is not None:
+            labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
+        return images, labels
+
+    def log_prob(self, images, labels=None):
+        """Log-density `log p_X(x)` in nats per image, on the [0, 256)^D scale.
+
+        Args:
+            images: `(N, H, W, C)` pixel values in [0, 256) (already dequantized).
+            labels: `(N, condition_dim)` for a conditional model.
+
+        Returns:
+            A tensor of shape `(N,)`.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> tuple(model.log_prob(np.full((3, 8, 8, 1), 100.5, "float32")).shape)
+        (3,)
+        """
+        images, labels = self._prepare(images, labels)
+        latents, log_det = self.forward_flow(images, condition=labels, training=False)
+        return ops.stop_gradient(self.prior_log_prob(latents) + log_det)
+
+    def bits_per_dim(self, images, labels=None):
+        """`-log_prob / (D ln 2)` per image: directly comparable with the paper's Table 1.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> bpd = model.bits_per_dim(np.full((2, 8, 8, 1), 7.5, "float32"))
+        >>> tuple(bpd.shape)
+        (2,)
+        """
+        log_prob = self.log_prob(images, labels)
+        return -log_prob / (math.prod(tuple(images.shape)[1:]) * math.log(2.0))
+
+    def encode(self, images, labels=None):
+        """The latents `f(x)`: a list with one tensor per scale, finest first.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RealNVP(image_shape=(16, 16, 3), num_scales=3, filters=4, num_blocks=1)
+        >>> latents = model.encode(np.full((1, 16, 16, 3), 60.0, "float32"))
+        >>> [tuple(z.shape) for z in latents]
+        [(1, 8, 8, 6), (1, 4, 4, 12), (1, 4, 4, 12)]
+        """
+        images, labels = self._prepare(images, labels)
+        return [ops.stop_gradient(z) for z in self.forward_flow(images, condition=labels, training=False)[0]]
+
+    def latent_shapes(self, image_shape=None):
+        """The per-example latent shapes for images of `image_shape` (default: the model's).
+
+        Example:
+
+        >>> model = RealNVP(image_shape=(32, 32, 3), num_scales=2, filters=4, num_blocks=1)
+        >>> model.latent_shapes()
+        [(16, 16, 6), (16, 16, 6)]
+        >>> model.latent_shapes((64, 96, 3))
+        [(32, 48, 6), (32, 48, 6)]
+        """
+        h, w, c = self.image_shape if image_shape is None else tuple(image_shape)
+        if c != self.image_shape[-1]:
+            raise ValueError(f"image_shape has {c} channels but the model has {self.image_shape[-1]}.")
+        self._check_shape((1, h, w, c), "image_shape")
+        shapes = []
+        for _ in range(self.num_scales - 1):
+            h, w, c = h // 2, w // 2, 2 * c
+            shapes.append((h, w, c))
+        shapes.append((h, w, c))
+        return shapes
+
+    def decode(self, latents, labels=None):
+        """The exact inverse `f^-1`: latents (as from `encode`) back to pixel values.
+
+        Latents that come from data decode back into [0, 256). Other latents (samples,
+        interpolations) decode into the logit's full preimage, which is a little wider
+        (about [-14.2, 270.2) for alpha = 0.05); nothing is clipped here.
+
+        Example:
+
+        >>> import numpy as np
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> x = np.random.uniform(0, 256, (2, 8, 8, 1)).astype("float32")
+        >>> float(np.abs(np.asarray(model.decode(model.encode(x))) - x).max()) < 1e-2
+        True
+        """
+        if not isinstance(latents, (list, tuple)) or len(latents) != self.num_scales:
+            raise ValueError(
+                f"latents must be a list of {self.num_scales} tensors (one per scale, finest first), "
+                f"got {type(latents).__name__} of length {len(latents) if hasattr(latents, '__len__') else '?'}."
+            )
+        latents = [as_array(z, f"latents[{i}]") for i, z in enumerate(latents)]
+        first = tuple(latents[0].shape)
+        if len(first) != 4:
+            raise ValueError(f"latents[0] must have rank 4, got shape {first}.")
+        if self.num_scales == 1:
+            image_shape = first[1:]
+        else:
+            image_shape = (2 * first[1], 2 * first[2], first[3] // 2)
+        expected = self.latent_shapes(image_shape)
+        for i, (z, shape) in enumerate(zip(latents, expected)):
+            if tuple(z.shape) != (first[0], *shape):
+                raise ValueError(
+                    f"latents[{i}] has shape {tuple(z.shape)}, expected {(first[0], *shape)} "
+                    f"for images of shape {image_shape}."
+                )
+            check_finite_in_range(z, f"latents[{i}]", None, None)
+        labels = check_labels(labels, self.condition_dim, first[0])
+        if labels is not None:
+            labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
+        latents = [ops.convert_to_tensor(z, dtype=self.compute_dtype) for z in latents]
+        return ops.stop_gradient(self.inverse_flow(latents, condition=labels))
+
+    def sample_latents(self, num_samples, temperature=1.0, seed=None, image_shape=None):
+        """Latents drawn from the prior `N(0, T^2 I)`, one tensor per scale.
+
+        Example:
+
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> [tuple(z.shape) for z in model.sample_latents(3, seed=0)]
+        [(3, 4, 4, 2), (3, 4, 4, 2)]
+        """
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
+        if not (temperature >= 0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be finite and >= 0, got {temperature}.")
+        generator = self.sampling_seed if seed is None else keras.random.SeedGenerator(seed)
+        return [
+            temperature * keras.random.normal((int(num_samples), *shape), dtype=self.compute_dtype, seed=generator)
+            for shape in self.latent_shapes(image_shape)
+        ]
+
+    def sample(self, num_samples, temperature=1.0, seed=None, image_shape=None, labels=None):
+        """Draw images: `z ~ N(0, T^2 I)`, `x = f^-1(z)`.
+
+        Args:
+            num_samples: how many images.
+            temperature: standard deviation `T` of the prior draw (0 decodes the zero latent).
+            seed: an integer for reproducible samples; `None` uses the model's generator.
+            image_shape: `(H, W, C)` to sample at another size than the training one
+                (the model is fully convolutional: appendix C's extrapolation).
+            labels: `(num_samples, condition_dim)` for a conditional model.
+
+        Returns:
+            `(num_samples, H, W, C)` pixel values; see `decode` for their range.
+
+        Example:
+
+        >>> model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1)
+        >>> tuple(model.sample(2, temperature=0.5, seed=3, image_shape=(16, 24, 3)).shape)
+        (2, 16, 24, 3)
+        """
+        latents = self.sample_latents(num_samples, temperature, seed, image_shape)
+        return self.decode(latents, labels=labels)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "num_scales": self.num_scales,
+            "filters": self.filters,
+            "num_blocks": self.num_blocks,
+            "alpha": self.alpha,
+            "bn_momentum": self.bn_momentum,
+            "bn_epsilon": self.bn_epsilon,
+            "l2_scale": self.l2_scale,
+            "condition_dim": self.condition_dim,
+            "seed": self.seed,
+        }

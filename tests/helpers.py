@@ -1,0 +1,102 @@
+"""Reusable checks: invertibility, brute-force log-determinants, gradients, weights."""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def to_numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def jacobian(fn, x):
+    """The full Jacobian of `fn` at one example `x` (any shape), by the backend's autodiff.
+
+    `fn` maps a batch `(1, ...)` to a list of arrays; their flattened concatenation is
+    the output vector. Autodiff linearizes the actual computation, so the check does
+    not depend on finite-difference steps (which ReLU kinks and the float32 arithmetic
+    inside Keras' BatchNormalization would spoil).
+    """
+    x = np.asarray(x, dtype="float64")
+    shape = x.shape
+
+    def flat_fn(v):
+        outputs = fn(ops.reshape(v, (1, *shape)))
+        return ops.concatenate([ops.reshape(o, (-1,)) for o in outputs], axis=0)
+
+    backend = keras.backend.backend()
+    flat = x.reshape(-1)
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.jacfwd(flat_fn)(flat))
+    if backend == "torch":
+        import torch
+
+        return torch.autograd.functional.jacobian(flat_fn, torch.tensor(flat)).detach().cpu().numpy()
+    import tensorflow as tf
+
+    v = tf.convert_to_tensor(flat)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        out = flat_fn(v)
+    return tape.jacobian(out, v).numpy()
+
+
+def brute_force_log_det(fn, x):
+    """log|det J| of `fn` at each example of `x`, from its full Jacobian (see `jacobian`)."""
+    results = []
+    for example in np.asarray(x, dtype="float64"):
+        matrix = jacobian(fn, example)
+        assert matrix.shape[0] == matrix.shape[1], f"fn must preserve the dimension: {matrix.shape}"
+        sign, log_abs_det = np.linalg.slogdet(matrix)
+        assert sign != 0
+        results.append(log_abs_det)
+    return np.array(results)
+
+
+def randomize_weights(model_or_layer, seed=0, noise=0.1):
+    """Move every float weight away from its initial value (statistics stay valid).
+
+    Running variances become uniform in [0.5, 2], running means N(0, 0.3); other
+    float weights get Gaussian noise of std `noise` added.
+    """
+    rng = np.random.default_rng(seed)
+    for v in model_or_layer.weights:
+        dtype = keras.backend.standardize_dtype(v.dtype)
+        if not dtype.startswith("float"):
+            continue
+        shape = tuple(v.shape)
+        if "variance" in v.path:
+            v.assign(rng.uniform(0.5, 2.0, shape).astype(dtype))
+        elif "mean" in v.path:
+            v.assign(rng.normal(0.0, 0.3, shape).astype(dtype))
+        else:
+            v.assign((to_numpy(v) + rng.normal(0.0, noise, shape)).astype(dtype))
+
+
+def gradient(fn, x):
+    """d sum(fn(x)) / dx on the current backend; `fn` may update layer state."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(fn(x))
+        return to_numpy(tape.gradient(total, x))
+    if backend == "torch":
+        import torch
+
+        x = torch.tensor(np.asarray(x), requires_grad=True)
+        total = fn(x).sum()
+        total.backward()
+        return x.grad.detach().cpu().numpy()
+    import jax
+
+    def total(x):
+        with keras.StatelessScope():
+            return ops.sum(fn(x))
+
+    return np.asarray(jax.grad(total)(np.asarray(x)))
