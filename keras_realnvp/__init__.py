@@ -16,3 +16,9 @@ from keras_realnvp.models import RealNVP
 from keras_realnvp.version import __version__
 
 __all__ = ["RealNVP", "__version__", "bijectors", "data", "evaluation", "networks", "visualization"]
+
+# The paper's experiments and the 2-D toy of figure 1 (they import the models above).
+from keras_realnvp import experiments  # noqa: E402
+from keras_realnvp.models.toy2d import RealNVP2D  # noqa: E402
+
+__all__ += ["RealNVP2D", "experiments"]

@@ -39,6 +39,20 @@ def _layers():
             (2, 4, 4, 2),
             "pixels",
         ),
+        # Vectors (batch, features): the 2-D toy's couplings, with an MLP as the s/t network.
+        "vector_checkerboard": (lambda: AffineCoupling("checkerboard", False, 8, 1, **kw), (3, 5), "reals"),
+        "vector_checkerboard_reverse": (lambda: AffineCoupling("checkerboard", True, 8, 1, **kw), (3, 2), "reals"),
+        "vector_channel": (lambda: AffineCoupling("channel", False, 8, 1, **kw), (3, 4), "reals"),
+        "vector_channel_reverse": (lambda: AffineCoupling("channel", True, 8, 2, **kw), (3, 6), "reals"),
+        "vector_chain": (
+            lambda: BijectorChain(
+                [AffineCoupling("checkerboard", False, 8, 1, **kw), RunningBatchNorm(**kw),
+                 AffineCoupling("checkerboard", True, 8, 1, **kw)],
+                **kw,
+            ),
+            (3, 2),
+            "reals",
+        ),
     }
 
 
@@ -98,6 +112,31 @@ def test_couplings_start_at_identity_in_s_and_keep_masked_units(rng):
     mask = to_numpy(checkerboard_mask(4, 4))
     np.testing.assert_array_equal(to_numpy(y) * mask, x * mask)
     assert np.abs((to_numpy(y) - x) * (1 - mask)).max() > 0
+
+
+@pytest.mark.parametrize(
+    "mask_type,reverse,kept",
+    [("checkerboard", False, [1, 3]), ("checkerboard", True, [0, 2, 4]), ("channel", False, [0, 1]),
+     ("channel", True, [2, 3])],
+)
+def test_vector_couplings_keep_the_masked_features(mask_type, reverse, kept, rng):
+    size = 4 if mask_type == "channel" else 5
+    layer = AffineCoupling(mask_type, reverse, filters=8, num_blocks=1)
+    layer.build((3, size))
+    randomize_weights(layer, seed=4)
+    x = rng.normal(size=(3, size)).astype("float32")
+    y, log_det = layer(x)
+    y = to_numpy(y)
+    moved = [i for i in range(size) if i not in kept]
+    np.testing.assert_array_equal(y[:, kept], x[:, kept])
+    assert np.abs(y[:, moved] - x[:, moved]).min() > 0
+    assert np.abs(to_numpy(log_det)).min() > 0  # randomized scales: a real volume change
+    assert type(layer.net).__name__ == "CouplingMLP"
+
+
+def test_coupling_rejects_rank_3_input():
+    with pytest.raises(ValueError, match="images .* or vectors"):
+        AffineCoupling("checkerboard", filters=4, num_blocks=1).build((2, 4, 3))
 
 
 def test_checkerboard_mask_is_odd_parity_and_complement():

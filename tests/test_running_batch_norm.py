@@ -1,8 +1,8 @@
 """The appendix-E batch normalization: eq. 20-21, gradients, evaluation mode."""
 
 import numpy as np
-from keras import ops
 from helpers import gradient, randomize_weights, to_numpy
+from keras import ops
 
 from keras_realnvp import RealNVP
 from keras_realnvp.bijectors import RunningBatchNorm

@@ -9,7 +9,9 @@ from keras_realnvp.bijectors.masks import (
     channel_halves,
     checkerboard_mask,
     merge_channel_halves,
+    parity_mask,
 )
+from keras_realnvp.networks.coupling_mlp import CouplingMLP
 from keras_realnvp.networks.coupling_resnet import CouplingResNet
 
 
@@ -28,22 +30,40 @@ class AffineCoupling(Bijector):
     - `"channel"`: `b = 1` on the first half of the channels (`reverse=True`: the second
       half). The network sees the kept half only.
 
+    Vectors: a rank-2 input `(batch, features)` (the 2-D toy of figure 1) uses the same
+    equations with masks over the feature index: `"checkerboard"` is `b = 1` on the odd
+    features (`reverse=True`: the even ones; `masks.parity_mask`), `"channel"` is the
+    halves as above. The s/t network is then a `CouplingMLP` with `filters` hidden units
+    and `num_blocks` + 1 hidden layers, which sees `b * x` (checkerboard) or the kept
+    half (channel). Images (rank 4) are unaffected.
+
     Args:
         mask_type: `"checkerboard"` or `"channel"`.
         reverse: use the complement of the mask.
-        filters: hidden maps of the s/t network.
-        num_blocks: residual blocks of the s/t network.
+        filters: hidden maps of the s/t network (hidden units for vectors).
+        num_blocks: residual blocks of the s/t network (for vectors: hidden layers
+            after the first).
         condition_dim: length of an optional label vector the network also sees.
         bn_momentum: momentum of the network's inner batch normalizations.
+        network_dtype: dtype policy of the s/t network (default: the layer's own). With
+            `"mixed_bfloat16"` here and a float32 layer, the network runs in bfloat16 while
+            `x`, `y`, `s`, `t` and the log-determinant stay float32 (what `RealNVP` does
+            under a mixed policy).
 
     Example:
 
     >>> import numpy as np
+    >>> from keras import ops
     >>> layer = AffineCoupling("checkerboard", filters=8, num_blocks=1)
     >>> x = np.random.randn(2, 4, 4, 3).astype("float32")
     >>> y, log_det = layer(x)
-    >>> float(np.abs(np.asarray(layer.inverse(y)) - x).max()) < 1e-5
+    >>> float(np.abs(ops.convert_to_numpy(layer.inverse(y)) - x).max()) < 1e-5
     True
+    >>> vector_layer = AffineCoupling("checkerboard", filters=16, num_blocks=1)
+    >>> v = np.random.randn(5, 2).astype("float32")
+    >>> w, log_det = vector_layer(v)
+    >>> tuple(w.shape), float(np.abs(ops.convert_to_numpy(vector_layer.inverse(w)) - v).max()) < 1e-5
+    ((5, 2), True)
     """
 
     def __init__(
@@ -54,6 +74,7 @@ class AffineCoupling(Bijector):
         num_blocks=8,
         condition_dim=None,
         bn_momentum=0.95,
+        network_dtype=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,39 +86,64 @@ class AffineCoupling(Bijector):
         self.num_blocks = num_blocks
         self.condition_dim = condition_dim
         self.bn_momentum = bn_momentum
+        self.network_dtype = None if network_dtype is None else keras.dtype_policies.get(network_dtype)
         self.net = None
 
     def build(self, input_shape):
+        if len(input_shape) not in (2, 4):
+            raise ValueError(
+                "AffineCoupling takes images (batch, height, width, channels) or vectors (batch, features), "
+                f"got input shape {tuple(input_shape)}."
+            )
         channels = input_shape[-1]
         if self.mask_type == "channel":
             if channels % 2:
                 raise ValueError(f"A channel-mask coupling needs an even channel count, got {channels}.")
             net_in, transformed = channels // 2, channels // 2
+        elif len(input_shape) == 2:
+            net_in, transformed = channels, channels
         else:
             net_in, transformed = channels + 1, channels
-        self.net = CouplingResNet(
-            self.filters,
-            self.num_blocks,
-            2 * transformed,
-            condition_dim=self.condition_dim,
-            bn_momentum=self.bn_momentum,
-            dtype=self.dtype_policy,
-            name="st_net",
-        )
+        net_dtype = self.dtype_policy if self.network_dtype is None else self.network_dtype
+        if len(input_shape) == 2:
+            self.net = CouplingMLP(
+                self.filters,
+                self.num_blocks,
+                2 * transformed,
+                condition_dim=self.condition_dim,
+                dtype=net_dtype,
+                name="st_net",
+            )
+        else:
+            self.net = CouplingResNet(
+                self.filters,
+                self.num_blocks,
+                2 * transformed,
+                condition_dim=self.condition_dim,
+                bn_momentum=self.bn_momentum,
+                dtype=net_dtype,
+                name="st_net",
+            )
         self.net.build((*input_shape[:-1], net_in))
         self.scale = self.add_weight(shape=(transformed,), initializer="zeros", name="scale")
 
     def _shift_and_log_scale(self, net_input, condition, training):
-        out = self.net(net_input, condition=condition, training=training)
+        # Back to the layer's dtype (float32 when only the network runs in bfloat16).
+        out = ops.cast(self.net(net_input, condition=condition, training=training), self.compute_dtype)
         c = out.shape[-1] // 2
         log_scale = self.scale * ops.tanh(out[..., :c])
         return out[..., c:], log_scale
 
     def _checkerboard_mask(self, x):
         shape = ops.shape(x)
+        if len(shape) == 2:
+            return parity_mask(shape[1], self.reverse, x.dtype)
         return checkerboard_mask(shape[1], shape[2], self.reverse, x.dtype)
 
     def _checkerboard_net_input(self, x, mask):
+        if len(ops.shape(x)) == 2:
+            # The mask over features is the same for every example: no extra input.
+            return x * mask
         batch_mask = ops.broadcast_to(mask, (*ops.shape(x)[:-1], 1))
         return ops.concatenate([x * mask, batch_mask], axis=-1)
 
@@ -135,4 +181,7 @@ class AffineCoupling(Bijector):
             "num_blocks": self.num_blocks,
             "condition_dim": self.condition_dim,
             "bn_momentum": self.bn_momentum,
+            "network_dtype": None
+            if self.network_dtype is None
+            else keras.dtype_policies.serialize(self.network_dtype),
         }

@@ -11,7 +11,8 @@ class UniformDequantization(keras.layers.Layer):
     Not a bijection and not part of the density: it turns the discrete data into a
     continuous sample whose density bounds the discrete likelihood. Fresh noise is
     drawn at every call from the layer's own `keras.random.SeedGenerator` (so every
-    training step sees new noise, also inside compiled JAX code).
+    training step sees new noise, also inside compiled JAX code). The generator's state
+    is saved with the weights, so a resumed run draws the noise an uninterrupted one would.
 
     Args:
         seed: seed of the generator (`None`: unseeded).
@@ -38,6 +39,15 @@ class UniformDequantization(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    # Keras does not save a SeedGenerator's state with the weights; a training run that
+    # resumes from a checkpoint must continue the same noise sequence, so it is saved here.
+    def save_own_variables(self, store):
+        store["0"] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        if "0" in store:  # files written before the state was saved lack it
+            self.seed_generator.state.assign(store["0"][...])
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}

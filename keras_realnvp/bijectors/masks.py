@@ -1,4 +1,9 @@
-"""The binary masks of section 3.3: spatial checkerboard and channel-wise."""
+"""The binary masks of section 3.3: spatial checkerboard and channel-wise.
+
+Images (`(N, H, W, C)`) use the spatial checkerboard; vectors (`(N, D)`, the 2-D toy of
+figure 1) use its one-dimensional analogue, `parity_mask`, over the feature index. The
+channel mask is the same for both: halves of the last axis.
+"""
 
 from keras import ops
 
@@ -21,6 +26,21 @@ def checkerboard_mask(height, width, reverse=False, dtype="float32"):
     cols = ops.arange(width)[None, :]
     odd = ops.equal(ops.mod(rows + cols, 2), 0 if reverse else 1)
     return ops.cast(odd, dtype)[:, :, None]
+
+
+def parity_mask(size, reverse=False, dtype="float32"):
+    """A `(size,)` mask over vector features, 1 where the index is odd (0 there if `reverse`).
+
+    The checkerboard of a rank-2 input `(batch, features)`: alternating feature parity.
+
+    Example:
+
+    >>> import numpy as np
+    >>> np.asarray(parity_mask(5)).tolist(), np.asarray(parity_mask(2, reverse=True)).tolist()
+    ([0.0, 1.0, 0.0, 1.0, 0.0], [1.0, 0.0])
+    """
+    odd = ops.equal(ops.mod(ops.arange(size), 2), 0 if reverse else 1)
+    return ops.cast(odd, dtype)
 
 
 def channel_halves(x, reverse=False):

@@ -1,9 +1,8 @@
 """Early, specific checks of what users pass to the model's public methods."""
 
+import keras
 import numpy as np
 from keras import ops
-
-import keras
 
 _REAL_KINDS = ("int", "uint", "float", "bfloat")
 

@@ -14,6 +14,7 @@ from keras_realnvp.bijectors import (
     Squeeze,
     UniformDequantization,
 )
+from keras_realnvp.compiled import compile_inference
 from keras_realnvp.models.input_checks import (
     as_array,
     check_finite_in_range,
@@ -22,6 +23,15 @@ from keras_realnvp.models.input_checks import (
 )
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class _BuiltinPresets:
+    """`RealNVP.presets`: the built-in preset names mapped to their metadata."""
+
+    def __get__(self, instance, owner):
+        from keras_realnvp.presets import builtin_preset_names, preset_metadata
+
+        return {name: preset_metadata(name) for name in builtin_preset_names()}
 
 
 def _is_integer(x):
@@ -91,6 +101,9 @@ class RealNVP(keras.Model):
         seed=None,
         **kwargs,
     ):
+        # Pixel values must reach the flow unrounded: no casting of float inputs to a mixed
+        # policy's bfloat16 on the way in (the flow layers below compute in float32).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3:
@@ -109,7 +122,17 @@ class RealNVP(keras.Model):
         self.seed = seed
         self._check_shape((1, *image_shape), "image_shape")
 
-        policy = self.dtype_policy
+        # Under a mixed policy only the s/t networks compute in the low precision: the flow
+        # itself (pixels, latents, s, t, log-determinants, batch-norm statistics, the prior)
+        # stays in the variable dtype, float32, where invertibility and exact log-densities
+        # need it.
+        network_policy = self.dtype_policy
+        policy = self._flow_policy = (
+            network_policy
+            if network_policy.compute_dtype == network_policy.variable_dtype
+            else keras.dtype_policies.DTypePolicy(network_policy.variable_dtype)
+        )
+        self._network_policy = None if policy is network_policy else network_policy
         self.logit = Logit(alpha, dtype=policy, name="logit")
         self.dequantizer = UniformDequantization(seed, dtype=policy, name="dequantization")
         self.sampling_seed = keras.random.SeedGenerator(
@@ -142,7 +165,8 @@ class RealNVP(keras.Model):
                     num_blocks=self.num_blocks,
                     condition_dim=self.condition_dim,
                     bn_momentum=self.bn_momentum,
-                    dtype=self.dtype_policy,
+                    network_dtype=self._network_policy,
+                    dtype=self._flow_policy,
                     name=f"{name}_coupling_{j}",
                 )
             )
@@ -150,11 +174,11 @@ class RealNVP(keras.Model):
                 RunningBatchNorm(
                     momentum=self.bn_momentum,
                     epsilon=self.bn_epsilon,
-                    dtype=self.dtype_policy,
+                    dtype=self._flow_policy,
                     name=f"{name}_batch_norm_{j}",
                 )
             )
-        return BijectorChain(layers, dtype=self.dtype_policy, name=name)
+        return BijectorChain(layers, dtype=self._flow_policy, name=name)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -289,10 +313,28 @@ class RealNVP(keras.Model):
                     f"for num_scales={self.num_scales}."
                 )
 
+    # The inference functions behind log_prob, encode and decode, run compiled (see
+    # keras_realnvp.compiled): one compilation per input shape, like `predict`. log_prob
+    # and encode share one, so a model used for both compiles its forward pass once.
+
+    def _compiled(self, name, fn):
+        functions = self.__dict__.setdefault("_compiled_functions", {})  # untracked by Keras
+        if name not in functions:
+            functions[name] = compile_inference(self, fn)
+        return functions[name]
+
+    def _forward_fn(self, images, labels):
+        latents, log_det = self.forward_flow(images, condition=labels, training=False)
+        log_prob = self.prior_log_prob(latents) + log_det
+        return [ops.stop_gradient(z) for z in latents], ops.stop_gradient(log_prob)
+
+    def _decode_fn(self, latents, labels):
+        return ops.stop_gradient(self.inverse_flow(latents, condition=labels))
+
     def _prepare(self, images, labels):
         images = check_images(images, self.image_shape[-1], self.spatial_multiple, self.min_spatial_size)
         labels = check_labels(labels, self.condition_dim, images.shape[0])
-        images = ops.convert_to_tensor(images, dtype=self.compute_dtype)
+        images = ops.convert_to_tensor(images, dtype=self._flow_policy.compute_dtype)
         if labels is not None:
             labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
         return images, labels
@@ -315,8 +357,7 @@ class RealNVP(keras.Model):
         (3,)
         """
         images, labels = self._prepare(images, labels)
-        latents, log_det = self.forward_flow(images, condition=labels, training=False)
-        return ops.stop_gradient(self.prior_log_prob(latents) + log_det)
+        return self._compiled("forward", self._forward_fn)(images, labels)[1]
 
     def bits_per_dim(self, images, labels=None):
         """`-log_prob / (D ln 2)` per image: directly comparable with the paper's Table 1.
@@ -329,6 +370,7 @@ class RealNVP(keras.Model):
         >>> tuple(bpd.shape)
         (2,)
         """
+        images = as_array(images, "images")  # lists too: the shape is needed below
         log_prob = self.log_prob(images, labels)
         return -log_prob / (math.prod(tuple(images.shape)[1:]) * math.log(2.0))
 
@@ -344,7 +386,7 @@ class RealNVP(keras.Model):
         [(1, 8, 8, 6), (1, 4, 4, 12), (1, 4, 4, 12)]
         """
         images, labels = self._prepare(images, labels)
-        return [ops.stop_gradient(z) for z in self.forward_flow(images, condition=labels, training=False)[0]]
+        return list(self._compiled("forward", self._forward_fn)(images, labels)[0])
 
     def latent_shapes(self, image_shape=None):
         """The per-example latent shapes for images of `image_shape` (default: the model's).
@@ -407,8 +449,8 @@ class RealNVP(keras.Model):
         labels = check_labels(labels, self.condition_dim, first[0])
         if labels is not None:
             labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
-        latents = [ops.convert_to_tensor(z, dtype=self.compute_dtype) for z in latents]
-        return ops.stop_gradient(self.inverse_flow(latents, condition=labels))
+        latents = [ops.convert_to_tensor(z, dtype=self._flow_policy.compute_dtype) for z in latents]
+        return self._compiled("decode", self._decode_fn)(latents, labels)
 
     def sample_latents(self, num_samples, temperature=1.0, seed=None, image_shape=None):
         """Latents drawn from the prior `N(0, T^2 I)`, one tensor per scale.
@@ -425,7 +467,10 @@ class RealNVP(keras.Model):
             raise ValueError(f"temperature must be finite and >= 0, got {temperature}.")
         generator = self.sampling_seed if seed is None else keras.random.SeedGenerator(seed)
         return [
-            temperature * keras.random.normal((int(num_samples), *shape), dtype=self.compute_dtype, seed=generator)
+            temperature
+            * keras.random.normal(
+                (int(num_samples), *shape), dtype=self._flow_policy.compute_dtype, seed=generator
+            )
             for shape in self.latent_shapes(image_shape)
         ]
 
@@ -466,3 +511,48 @@ class RealNVP(keras.Model):
             "condition_dim": self.condition_dim,
             "seed": self.seed,
         }
+
+    # ------------------------------------------------------------- presets
+
+    presets = _BuiltinPresets()
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **overrides):
+        """Build a model from a preset: a local folder, a built-in name, or `hf://owner/repo`.
+
+        A local folder always wins over a built-in name. Built-in names are listed by
+        `RealNVP.presets`; a built-in preset whose weights are not published raises a
+        `ValueError` that says how to get the untrained architecture
+        (`load_weights=False`). `overrides` replace stored constructor arguments.
+        Loading never executes code from the preset (see `keras_realnvp.presets`).
+
+        Example:
+
+        >>> model = RealNVP.from_preset("embedded_16")   # ships with trained weights
+        >>> tuple(model.sample(2, temperature=0.7, seed=0).shape)
+        (2, 16, 16, 3)
+        >>> untrained = RealNVP.from_preset("celeba_64", load_weights=False, filters=4, num_blocks=1)
+        >>> untrained.image_shape
+        (64, 64, 3)
+        """
+        from keras_realnvp.presets import load_preset, read_metadata, resolve_preset
+
+        folder = resolve_preset(preset, need_weights=load_weights)
+        model = load_preset(folder, load_weights=load_weights, **overrides)
+        model.preset_metadata = dict(read_metadata(folder))
+        return model
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Write a KerasHub-style preset folder (`config.json`, `metadata.json`, weights).
+
+        Example:
+
+        >>> import tempfile
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> folder = model.save_to_preset(tempfile.mkdtemp(), {"bits_per_dim": 5.0})
+        >>> RealNVP.from_preset(str(folder)).filters
+        4
+        """
+        from keras_realnvp.presets import save_preset
+
+        return save_preset(self, preset_dir, metadata)

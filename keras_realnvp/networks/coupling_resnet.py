@@ -6,6 +6,48 @@ from keras import ops
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
 
 
+def batch_norm_relu(bn, x, training, bias=None):
+    """`relu(bn(x + bias))` for a `keras.layers.BatchNormalization` `bn` (axis -1), fused.
+
+    The same values and the same moving-average updates as calling the layer, computed as
+    one per-channel scale and shift: `relu(x * scale + shift)`. Keras' layer normalizes in
+    several element-wise passes, which PyTorch runs one by one (compiled backends fuse
+    them either way), and `bias`, the bias of the convolution before, is folded into
+    `shift` instead of being added to the activations in a pass of its own. Statistics
+    are computed in float32 at least, as the layer does (mixed precision).
+
+    Example:
+
+    >>> import numpy as np
+    >>> bn = keras.layers.BatchNormalization(epsilon=1e-4)
+    >>> x = np.random.rand(2, 3, 3, 4).astype("float32")
+    >>> bn.build(x.shape)
+    >>> expected = np.maximum(ops.convert_to_numpy(bn(x + 0.5, training=False)), 0)
+    >>> got = ops.convert_to_numpy(batch_norm_relu(bn, x, training=False, bias=np.full(4, 0.5, "float32")))
+    >>> bool(np.allclose(got, expected, atol=1e-5))
+    True
+    """
+    dtype = keras.backend.result_type(x.dtype, "float32")
+    gamma = ops.cast(bn.gamma, dtype)
+    beta = ops.cast(bn.beta, dtype)
+    moving_mean = ops.cast(bn.moving_mean, dtype)
+    moving_variance = ops.cast(bn.moving_variance, dtype)
+    bias = None if bias is None else ops.cast(bias, dtype)
+    if training and bn.trainable:
+        axes = tuple(range(len(x.shape) - 1))
+        mean, variance = ops.moments(ops.cast(x, dtype), axes=axes)
+        mean = mean if bias is None else mean + bias  # the statistics of x + bias
+        momentum = bn.momentum
+        bn.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
+        bn.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
+    else:
+        mean, variance = moving_mean, moving_variance
+    scale = gamma * ops.rsqrt(variance + bn.epsilon)
+    # (bias - mean) rather than a cancelled form: the bias keeps a (zero) gradient in training.
+    shift = beta + ((-mean if bias is None else bias - mean) * scale)
+    return ops.relu(ops.add(ops.multiply(x, ops.cast(scale, x.dtype)), ops.cast(shift, x.dtype)))
+
+
 @keras.saving.register_keras_serializable(package="keras_realnvp")
 class CouplingResNet(keras.layers.Layer):
     """The deep convolutional ResNet that computes a coupling's `s` and `t`.
@@ -73,7 +115,7 @@ class CouplingResNet(keras.layers.Layer):
             output_channels, 1, "head", scale_initializer=keras.initializers.Constant(0.1)
         )
 
-    def build(self, input_shape, condition_shape=None):
+    def build(self, input_shape):
         hidden_shape = (*input_shape[:-1], self.filters)
         self.stem.build(input_shape)
         if self.condition_projection is not None:
@@ -86,19 +128,24 @@ class CouplingResNet(keras.layers.Layer):
         self.head.build(hidden_shape)
 
     def call(self, x, condition=None, training=False):
-        h = self.stem(x)
+        h = self.stem(x, training=training)
         if self.condition_projection is not None:
             if condition is None:
                 raise ValueError("This network is conditional: pass the label vector `condition`.")
             h = h + self.condition_projection(condition)[:, None, None, :]
-        skip = self.skips[0](h)
+        # Biases of convolutions followed by a batch norm are folded into it (batch_norm_relu):
+        # conv_a's into bn_b, and the sum of the skip convolutions' into head_norm.
+        skip = self.skips[0](h, training=training, add_bias=False)
         for i, skip_conv in enumerate(self.skips[1:]):
             bn_a, conv_a, bn_b, conv_b = self.block_layers[4 * i : 4 * i + 4]
-            r = conv_a(ops.relu(bn_a(h, training=training)))
-            r = conv_b(ops.relu(bn_b(r, training=training)))
+            r = conv_a(batch_norm_relu(bn_a, h, training), training=training, add_bias=False)
+            r = conv_b(batch_norm_relu(bn_b, r, training, bias=conv_a.bias), training=training)
             h = h + r
-            skip = skip + skip_conv(h)
-        return self.head(ops.relu(self.head_norm(skip, training=training)))
+            skip = skip + skip_conv(h, training=training, add_bias=False)
+        skip_bias = self.skips[0].bias
+        for conv in self.skips[1:]:
+            skip_bias = skip_bias + conv.bias
+        return self.head(batch_norm_relu(self.head_norm, skip, training, bias=skip_bias), training=training)
 
     def weight_scale_variables(self):
         """The weight-norm magnitudes `g` of every convolution (the L2-penalized ones)."""
@@ -106,7 +153,7 @@ class CouplingResNet(keras.layers.Layer):
         convs += [layer for layer in self.block_layers if isinstance(layer, WeightNormConv2D)]
         return [conv.scale for conv in convs]
 
-    def compute_output_shape(self, input_shape, condition_shape=None):
+    def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.output_channels)
 
     def get_config(self):

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_realnvp.compiled import conv_batch_chunks, conv_data_format
+
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
 class WeightNormConv2D(keras.layers.Layer):
@@ -26,7 +28,8 @@ class WeightNormConv2D(keras.layers.Layer):
     >>> y = conv(np.random.rand(2, 5, 5, 3).astype("float32"))
     >>> tuple(y.shape)
     (2, 5, 5, 8)
-    >>> norms = np.linalg.norm(np.asarray(conv.effective_kernel()).reshape(-1, 8), axis=0)
+    >>> kernel = keras.ops.convert_to_numpy(conv.effective_kernel())
+    >>> norms = np.linalg.norm(kernel.reshape(-1, 8), axis=0)
     >>> np.allclose(norms, 1.0, atol=1e-5)
     True
     """
@@ -52,8 +55,22 @@ class WeightNormConv2D(keras.layers.Layer):
         norm = ops.sqrt(ops.sum(ops.square(self.direction), axis=(0, 1, 2)) + 1e-12)
         return self.direction * (self.scale / norm)
 
-    def call(self, x):
-        return ops.conv(x, self.effective_kernel(), strides=1, padding="same") + self.bias
+    def call(self, x, training=False, add_bias=True):
+        """`add_bias=False` leaves the bias to the caller (who folds it into what follows)."""
+        kernel = self.effective_kernel()
+        # In training, XLA on a CPU gets its weight gradient faster piece by piece (see there).
+        chunks = conv_batch_chunks(x.shape) if training else 1
+        pieces = ops.split(x, chunks, axis=0) if chunks > 1 else [x]
+        y = [self._conv(piece, kernel) for piece in pieces]
+        y = ops.concatenate(y, axis=0) if chunks > 1 else y[0]
+        return y + self.bias if add_bias else y
+
+    @staticmethod
+    def _conv(x, kernel):
+        if conv_data_format() == "channels_first":  # PyTorch: no layout copies (see there)
+            y = ops.conv(ops.transpose(x, (0, 3, 1, 2)), kernel, padding="same", data_format="channels_first")
+            return ops.transpose(y, (0, 2, 3, 1))
+        return ops.conv(x, kernel, strides=1, padding="same")
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)

@@ -1,0 +1,96 @@
+"""Training batches with a position: every batch is a function of (seed, global step).
+
+The order of the examples in pass `p` over the data is the permutation drawn from
+`(seed, p)`, and the random crop / flip of example `k` in pass `p` comes from
+`(seed, p, k)`. So the batch of any global step can be rebuilt on its own, and a run that
+resumes at step `s` sees exactly the batches an uninterrupted run would have seen.
+"""
+
+import functools
+
+import keras
+import numpy as np
+
+from keras_realnvp.data.preprocessing import preprocess
+
+
+class TrainingBatches(keras.utils.PyDataset):
+    """`num_steps` uint8 batches for `model.fit`, starting at global step `start_step`.
+
+    Args:
+        source: a random-access image source (`keras_realnvp.data.sources`).
+        image_shape: `(H, W, C)` after preprocessing.
+        batch_size: images per batch.
+        seed: seed of the order and of the random preprocessing.
+        start_step: the global step of the first batch.
+        num_steps: number of batches.
+        preprocessing: "none", "celeba" or "lsun".
+        flips: random horizontal flips.
+
+    Example:
+
+    >>> from keras_realnvp.data.sources import ArraySource
+    >>> source = ArraySource(np.arange(10 * 48, dtype=np.uint8).reshape(10, 4, 4, 3), "toy")
+    >>> batches = TrainingBatches(source, (4, 4, 3), batch_size=4, seed=0, start_step=0, num_steps=3)
+    >>> len(batches), batches[2][0].shape
+    (3, (4, 4, 4, 3))
+    >>> later = TrainingBatches(source, (4, 4, 3), batch_size=4, seed=0, start_step=2, num_steps=1)
+    >>> bool(np.array_equal(later[0][0], batches[2][0]))
+    True
+    """
+
+    def __init__(self, source, image_shape, batch_size, seed, start_step, num_steps, preprocessing="none",
+                 flips=False, **kwargs):
+        super().__init__(**kwargs)
+        if len(source) < batch_size:
+            raise ValueError(f"{source.name} has {len(source)} images, fewer than the batch size {batch_size}.")
+        self.source = source
+        self.image_shape = tuple(image_shape)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_step = start_step
+        self.num_steps = num_steps
+        self.preprocessing = preprocessing
+        self.flips = flips
+        self.batches_per_pass = len(source) // batch_size
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (one object per fit call)
+    def _order(self, data_pass):
+        return np.random.default_rng((self.seed, data_pass)).permutation(len(self.source))
+
+    def __len__(self):
+        return self.num_steps
+
+    def batch_indices(self, step):
+        """The (pass, example indices) of global step `step`."""
+        data_pass, position = divmod(step, self.batches_per_pass)
+        order = self._order(data_pass)
+        return data_pass, order[position * self.batch_size : (position + 1) * self.batch_size]
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.num_steps:
+            raise IndexError(index)
+        data_pass, indices = self.batch_indices(self.start_step + index)
+        images = [
+            preprocess(
+                self.source[int(k)], self.preprocessing, self.image_shape,
+                np.random.default_rng((self.seed, data_pass, int(k))), self.flips,
+            )
+            for k in indices
+        ]
+        return (np.stack(images),)
+
+
+def evaluation_images(source, image_shape, preprocessing="none", limit=None) -> np.ndarray:
+    """The first `limit` images of an evaluation source, preprocessed without randomness.
+
+    Example:
+
+    >>> from keras_realnvp.data.sources import ArraySource
+    >>> evaluation_images(ArraySource(np.zeros((5, 4, 4, 3), np.uint8), "z"), (4, 4, 3), limit=2).shape
+    (2, 4, 4, 3)
+    """
+    count = len(source) if limit is None else min(limit, len(source))
+    if count == 0:
+        raise ValueError(f"{source.name} has no images for evaluation.")
+    return np.stack([preprocess(source[i], preprocessing, image_shape, None, flips=False) for i in range(count)])

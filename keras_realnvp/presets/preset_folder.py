@@ -1,0 +1,190 @@
+"""Reading and writing a preset folder: `config.json`, `metadata.json`, `model.weights.h5`.
+
+Loading never runs code from the folder: the config must describe a `RealNVP` and hold
+only its constructor's plain arguments, which are checked one by one; nothing is
+unpickled and no class is looked up by a name the file chooses.
+"""
+
+import datetime
+import inspect
+import json
+from pathlib import Path
+
+import keras
+
+from keras_realnvp.version import __version__
+
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+FORMAT_VERSION = 1
+_BASE_KEYS = {"name", "trainable", "dtype"}
+_PLAIN_DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ValueError(f"The preset folder {path.parent} has no {path.name} ({what}).")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Cannot read {path}: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def _plain_dtype(dtype, path):
+    if dtype is None or isinstance(dtype, str):
+        return dtype
+    if (
+        isinstance(dtype, dict)
+        and dtype.get("class_name") in _PLAIN_DTYPE_POLICIES
+        and isinstance(dtype.get("config", {}).get("name"), str)
+    ):
+        return dtype["config"]["name"]
+    raise ValueError(f"{path}: unsupported dtype entry {dtype!r}; expected a dtype policy name such as 'float32'.")
+
+
+def read_model_config(folder) -> dict:
+    """The checked constructor arguments of the `RealNVP` described by `folder/config.json`.
+
+    Raises a `ValueError` if the file describes any other class, or holds arguments this
+    version of keras_realnvp does not know (a preset from an incompatible version).
+
+    Example:
+
+    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> read_model_config(builtin_preset_path("cifar10"))["num_blocks"]
+    8
+    """
+    from keras_realnvp.models.realnvp import RealNVP
+
+    path = Path(folder) / CONFIG_FILE
+    config = _read_json(path, "the model configuration")
+    class_name = config.get("class_name")
+    registered = config.get("registered_name", "keras_realnvp>RealNVP")
+    if class_name != "RealNVP" or registered != "keras_realnvp>RealNVP":
+        raise ValueError(
+            f"{path} describes class {class_name!r} (registered as {registered!r}); only "
+            "keras_realnvp's RealNVP can be loaded from a preset."
+        )
+    arguments = config.get("config")
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{path} has no 'config' object with the model's arguments.")
+    allowed = set(inspect.signature(RealNVP.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(arguments) - allowed - _BASE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{path} has arguments this version of keras_realnvp ({__version__}) does not know: "
+            f"{', '.join(unknown)}. It was written by an incompatible version."
+        )
+    for key, value in arguments.items():
+        if key != "dtype" and not isinstance(value, (int, float, str, bool, list, type(None))):
+            raise ValueError(f"{path}: argument {key!r} must be a plain JSON value, got {type(value).__name__}.")
+    arguments = dict(arguments)
+    arguments["dtype"] = _plain_dtype(arguments.get("dtype"), path)
+    arguments.pop("trainable", None)
+    return arguments
+
+
+def read_metadata(folder) -> dict:
+    """`folder/metadata.json`, checked for a compatible format version (`{}` if absent).
+
+    Example:
+
+    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> read_metadata(builtin_preset_path("celeba_64"))["dataset"]["name"]
+    'CelebA'
+    """
+    path = Path(folder) / METADATA_FILE
+    if not path.exists():
+        return {}
+    metadata = _read_json(path, "the preset metadata")
+    version = metadata.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has preset format version {version}; this keras_realnvp ({__version__}) reads version "
+            f"{FORMAT_VERSION}. Upgrade keras-realnvp or re-save the preset."
+        )
+    return metadata
+
+
+def load_weights_file(model, path: Path) -> None:
+    """Load `path` into `model`, turning every failure into a `ValueError` that names the file."""
+    if not path.is_file():
+        raise ValueError(
+            f"The preset folder {path.parent} has no weights file {path.name}. Pass load_weights=False for the "
+            "untrained architecture."
+        )
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py raises OSError, KeyError, ValueError... for broken files
+        raise ValueError(
+            f"Cannot read the weights in {path}: {type(error).__name__}: {error}. The file is corrupt, truncated, "
+            "or belongs to another architecture."
+        ) from None
+
+
+def load_preset(folder, load_weights: bool = True, **overrides):
+    """Build the `RealNVP` of a preset folder, with its weights unless `load_weights=False`.
+
+    `overrides` replace entries of the stored configuration (for example `image_shape`
+    for sampling at another size, or `seed`).
+
+    Example:
+
+    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> model = load_preset(builtin_preset_path("cifar10"), load_weights=False, filters=4, num_blocks=1)
+    >>> model.num_scales, model.filters
+    (2, 4)
+    """
+    from keras_realnvp.models.realnvp import RealNVP
+
+    folder = Path(folder)
+    read_metadata(folder)
+    arguments = read_model_config(folder)
+    arguments.update(overrides)
+    model = RealNVP(**arguments)
+    if load_weights:
+        load_weights_file(model, folder / WEIGHTS_FILE)
+    return model
+
+
+def save_preset(model, folder, metadata: dict | None = None) -> Path:
+    """Write `model` as a KerasHub-style preset folder; returns the folder.
+
+    `config.json` is the serialized model (without compile or build configs),
+    `metadata.json` records the package and Keras versions, backend, parameter count,
+    date and whatever `metadata` adds (dataset, bits/dim, training steps...).
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_realnvp import RealNVP
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> folder = save_preset(model, tempfile.mkdtemp(), {"dataset": {"name": "none"}})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['config.json', 'metadata.json', 'model.weights.h5']
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    config.pop("build_config", None)
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    record = {
+        "format_version": FORMAT_VERSION,
+        "keras_realnvp_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "parameter_count": int(model.count_params()),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **(metadata or {}),
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    # A compiled model's weights file would also hold the optimizer's state (3x the size).
+    weights_only = type(model).from_config(model.get_config())
+    weights_only.set_weights(model.get_weights())
+    weights_only.save_weights(folder / WEIGHTS_FILE)
+    return folder

@@ -1,0 +1,90 @@
+"""The paper's preprocessing on images of the real sizes, and local folders through `datasets`."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
+from keras_realnvp.data.preprocessing import celeba_crop, crop_origin, lsun_resize_crop, preprocess
+from keras_realnvp.data.sources import open_source
+
+
+def _coordinates_image(height, width):
+    """Pixel (r, c) holds (r, c, 0): crops can be located exactly."""
+    rows, cols = np.indices((height, width))
+    return np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint8)
+
+
+def test_celeba_crop_takes_rows_40_to_188_and_columns_15_to_163():
+    image = _coordinates_image(218, 178)
+    # Resizing 148 -> 148 keeps the pixels, so the crop position is visible exactly.
+    crop = celeba_crop(image, size=148)
+    assert crop.shape == (148, 148, 3)
+    assert (crop[0, 0, 0], crop[0, 0, 1], crop[-1, -1, 0], crop[-1, -1, 1]) == (40, 15, 187, 162)
+    small = preprocess(image, "celeba", (64, 64, 3), rng=None, flips=False)
+    assert small.shape == (64, 64, 3) and small.dtype == np.uint8
+    # Area averaging of the 148x148 crop: the top-left output pixel averages rows 40..42.
+    assert 40 <= small[0, 0, 0] <= 42 and 15 <= small[0, 0, 1] <= 17
+    with pytest.raises(ValueError, match="218x178"):
+        celeba_crop(_coordinates_image(200, 178))
+
+
+@pytest.mark.parametrize("height,width", [(256, 341), (300, 256), (96, 96), (480, 640)])
+def test_lsun_shortest_side_96_then_64_crop(height, width):
+    image = _coordinates_image(height, width)
+    central = lsun_resize_crop(image, rng=None)
+    assert central.shape == (64, 64, 3)
+    scale = 96 / min(height, width)
+    new_h, new_w = max(96, round(height * scale)), max(96, round(width * scale))
+    top, left = crop_origin((new_h, new_w), 64, None)
+    assert (top, left) == ((new_h - 64) // 2, (new_w - 64) // 2)
+    # The central crop's top-left pixel comes from about (top / scale, left / scale).
+    if height <= 255 and width <= 255:
+        assert abs(int(central[0, 0, 0]) - top / scale) <= 2 and abs(int(central[0, 0, 1]) - left / scale) <= 2
+    origins = {crop_origin((new_h, new_w), 64, np.random.default_rng(i)) for i in range(20)}
+    assert all(0 <= t <= new_h - 64 and 0 <= c <= new_w - 64 for t, c in origins)
+    if max(new_h, new_w) > 64:
+        assert len(origins) > 1  # random crops in training
+
+
+def test_flips_are_seeded_and_only_in_training():
+    image = _coordinates_image(64, 64)
+    flipped = [preprocess(image, "none", (64, 64, 3), np.random.default_rng(i), flips=True)[0, 0, 1] for i in range(20)]
+    assert set(flipped) == {0, 63}
+    assert preprocess(image, "none", (64, 64, 3), None, flips=True)[0, 0, 1] == 0
+    a = preprocess(image, "none", (64, 64, 3), np.random.default_rng(5), flips=True)
+    b = preprocess(image, "none", (64, 64, 3), np.random.default_rng(5), flips=True)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_local_image_folder_trains_through_the_same_pipeline(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        sub = tmp_path / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        mode = "L" if i == 3 else "RGB"  # a grayscale image in an RGB set is converted
+        pixels = rng.integers(0, 256, (218, 178) if mode == "L" else (218, 178, 3), dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(sub / f"img{i:02d}.png")
+    spec = {"preprocessing": "celeba", "held_out_every": 10}
+    train, held_out = open_source(str(tmp_path), spec, "train"), open_source(str(tmp_path), spec, "eval")
+    assert (len(train), len(held_out)) == (36, 4)
+    batches = TrainingBatches(train, (64, 64, 3), 8, seed=0, start_step=0, num_steps=5, preprocessing="celeba",
+                              flips=True)
+    (batch,) = batches[4]
+    assert batch.shape == (8, 64, 64, 3) and batch.dtype == np.uint8
+    assert evaluation_images(held_out, (64, 64, 3), "celeba").shape == (4, 64, 64, 3)
+
+
+def test_unreadable_image_and_empty_folder_are_reported_by_name(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is empty"):
+        open_source(str(tmp_path / "empty"), {}, "train")
+    good = tmp_path / "data"
+    good.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good / f"ok{i}.png")
+    data = (good / "ok1.png").read_bytes()
+    (good / "ok1.png").write_bytes(data[: len(data) // 2])  # truncated
+    source = open_source(str(good), {"held_out_every": 100}, "train")
+    with pytest.raises(ValueError, match=r"Cannot read image .*ok1.png"):
+        [source[i] for i in range(len(source))]
