@@ -27,6 +27,7 @@ load from other processes on the machine affects both sides of a ratio alike.
 
     python tools/benchmark.py --compare                    # the README table (markdown)
     python tools/benchmark.py --compare --memory           # plus peak memory at batch 64, every preset
+    python tools/benchmark.py --compare --memory-only      # only the peak memory at batch 64, every preset
     python tools/benchmark.py --compare --dtype-policy mixed_bfloat16
 
 Device placement is left to each framework (a GPU if it sees one), so this runs unchanged on
@@ -43,6 +44,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+# PyTorch's OpenMP threads spin while waiting for work; when other processes share the cores
+# (this project's 2-core machine), a spinning thread loses its time slice and every parallel
+# operation then waits for the scheduler (measured: 8 ms for a 100k-element multiply, 20 us
+# with passive waiting). Applies to the baseline and the PyTorch backend alike; set the
+# variable yourself to override. It must be set before PyTorch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _ROOT = Path(__file__).resolve().parents[1]
 if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
@@ -108,7 +116,10 @@ def machine_description():
         flags = ",".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in present)
     except (OSError, IndexError):
         pass
-    return {"cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version()}
+    return {
+        "cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
 
 
 def load_average():
@@ -192,9 +203,8 @@ class KerasSubject:
         else:
             import tensorflow as tf
 
-            info.update(
-                framework=f"tensorflow {tf.__version__}", device="gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-            )
+            device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+            info.update(framework=f"tensorflow {tf.__version__}", device=device)
         info["jit_compile"] = "eager" if self.model.run_eagerly else self.model.jit_compile
         info["parameters"] = int(self.model.count_params())
         info["trainable_parameters"] = int(sum(math.prod(v.shape) for v in self.model.trainable_weights))
@@ -214,38 +224,48 @@ class KerasSubject:
     def sample_step(self):
         return self.keras.ops.convert_to_numpy(self.model.sample(self.batch_size))
 
-    def peak_device_memory(self, block):
-        """Allocator peak of `block()` on a GPU, or None on a CPU."""
+    def step_memory(self):
+        """Memory one training step needs beyond what is resident before it, in bytes.
+
+        Each framework's own accounting where a CPU process's resident memory would
+        mislead: XLA keeps its buffers between steps (so for JAX on a CPU this is the
+        compiled step's temporary buffers, from XLA's buffer assignment) and TensorFlow's
+        oneDNN allocator keeps a pool (its allocator statistics). Returns `(bytes, where)`,
+        or None to measure resident memory instead (PyTorch on a CPU).
+        """
         backend = self.keras.backend.backend()
         if backend == "jax":
             import jax
 
             device = jax.devices()[0]
             if device.platform == "cpu":
-                return None
+                model = self.model
+                state = (
+                    [v.value for v in model.trainable_variables],
+                    [v.value for v in model.non_trainable_variables],
+                    [v.value for v in model.optimizer.variables],
+                    [v.value for v in model.metrics_variables],
+                )
+                data = (jax.numpy.asarray(self.pixels), None, None)
+                analysis = jax.jit(model.train_step).lower(state, data).compile().memory_analysis()
+                return analysis.temp_size_in_bytes, "XLA buffer assignment: temporary buffers of the step"
             stats = device.memory_stats() or {}
             before = stats.get("bytes_in_use", 0)
-            block()
-            return (device.memory_stats() or {}).get("peak_bytes_in_use", 0) - before
+            self.train_step()
+            peak = (device.memory_stats() or {}).get("peak_bytes_in_use", 0) - before
+            return peak, "device allocator: peak minus in use before the step"
         if backend == "torch":
             import torch
 
-            if not torch.cuda.is_available():
-                return None
-            torch.cuda.synchronize()
-            before = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            block()
-            torch.cuda.synchronize()
-            return torch.cuda.max_memory_allocated() - before
+            return _torch_cuda_step_memory(torch, self.train_step)
         import tensorflow as tf
 
-        if not tf.config.list_physical_devices("GPU"):
-            return None
-        tf.config.experimental.reset_memory_stats("GPU:0")
-        before = tf.config.experimental.get_memory_info("GPU:0")["current"]
-        block()
-        return tf.config.experimental.get_memory_info("GPU:0")["peak"] - before
+        device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+        tf.config.experimental.reset_memory_stats(device)
+        before = tf.config.experimental.get_memory_info(device)["current"]
+        self.train_step()
+        peak = tf.config.experimental.get_memory_info(device)["peak"] - before
+        return peak, f"TensorFlow allocator ({device}): peak minus in use before the step"
 
 
 class BaselineSubject:
@@ -323,16 +343,19 @@ class BaselineSubject:
         h, w, _ = self.arch["image_shape"]
         return self.runner.sample(self.batch_size, h, w)
 
-    def peak_device_memory(self, block):
-        torch = self.torch
-        if self.runner.device.type != "cuda":
-            return None
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        block()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
+    def step_memory(self):
+        return _torch_cuda_step_memory(self.torch, self.train_step)
+
+
+def _torch_cuda_step_memory(torch, step):
+    if not torch.cuda.is_available():
+        return None
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before, "CUDA allocator: peak minus in use before the step"
 
 
 def make_subject(implementation, arch, batch_size, dtype_policy, jit_compile):
@@ -378,13 +401,16 @@ class Measurer:
     def memory(self):
         subject = self.subject
         subject.train_step()  # warm-up (compilation) outside the measurement
-        device_peak = subject.peak_device_memory(subject.train_step)
-        if device_peak is not None:
-            return {"where": "device allocator", "step_peak_mb": device_peak / 2**20}
+        measured = subject.step_memory()
+        if measured is not None:
+            return {"where": measured[1], "step_peak_mb": measured[0] / 2**20}
+        # PyTorch on a CPU allocates with malloc; with MALLOC_MMAP_THRESHOLD_ set (main()
+        # sees to it) every large block is returned to the system when freed, so resident
+        # memory follows the live tensors.
         with ResidentMemory() as rss:
             subject.train_step()
         return {
-            "where": "process resident memory",
+            "where": "peak resident memory during the step minus resident memory before it",
             "step_peak_mb": (rss.peak - rss.before) / 2**20,
             "absolute_peak_mb": rss.peak / 2**20,
             "before_step_mb": rss.before / 2**20,
@@ -423,6 +449,9 @@ def run_single(args):
     if args.memory_only:
         record["memory"] = measurer.memory()
         return record
+    if args.quality_steps:
+        record["quality"] = training_quality(arch, args)
+        return record
     kinds = [k for k in Measurer.KINDS if k in args.measure]
     measurer.warm_up(kinds)
     rounds = [measurer.round(kinds) for _ in range(args.rounds)]
@@ -434,6 +463,50 @@ def run_single(args):
         record[kind] = summary
     record["load_average"] = [r["load_average"] for r in rounds]
     return record
+
+
+def training_quality(arch, args):
+    """Held-out bits/dim after `--quality-steps` training steps from a fixed start.
+
+    The same initial weights, batches and test images for every dtype policy, so running
+    this once with float32 and once with mixed_bfloat16 compares their training.
+    """
+    import keras
+    import numpy as np
+
+    from keras_realnvp import RealNVP
+    from keras_realnvp.data import load_embedded_patches
+    from keras_realnvp.data.embedded import dequantize_numpy
+
+    if args.implementation != "keras":
+        raise SystemExit("error: --quality-steps measures the Keras model")
+    keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy(args.dtype_policy)
+    model = RealNVP(**arch, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
+    size = arch["image_shape"][0]
+    train = load_embedded_patches("train", patch_size=size)
+    test = dequantize_numpy(load_embedded_patches("test", patch_size=size)[:64], 0)
+
+    def held_out():
+        return float(np.mean(keras.ops.convert_to_numpy(model.bits_per_dim(test))))
+
+    before = held_out()
+    rng = np.random.default_rng(0)
+    losses = []
+    start = time.perf_counter()
+    for _ in range(args.quality_steps):
+        batch = train[rng.choice(len(train), args.batch_size, replace=False)]
+        losses.append(float(model.train_on_batch(batch, return_dict=True)["bits_per_dim"]))
+    seconds = time.perf_counter() - start
+    return {
+        "steps": args.quality_steps,
+        "held_out_bits_per_dim_before": before,
+        "held_out_bits_per_dim_after": held_out(),
+        "train_bits_per_dim_last_10": float(np.mean(losses[-10:])),
+        "test_images": len(test),
+        "seconds": seconds,
+    }
 
 
 def serve(args):
@@ -599,6 +672,13 @@ def format_single(record):
                 f"  {kind:6s} {s['images_per_s']:8.2f} images/s  {s['gflop_per_s']:6.1f} GFLOP/s  "
                 f"step {s['step_s'] * 1e3:8.1f} ms  compile {s['compile_s']:6.1f} s"
             )
+    if "quality" in record:
+        q = record["quality"]
+        lines.append(
+            f"  after {q['steps']} training steps: held-out bits/dim {q['held_out_bits_per_dim_after']:.4f} "
+            f"(before {q['held_out_bits_per_dim_before']:.4f}; {q['test_images']} test patches), "
+            f"train bits/dim of the last 10 steps {q['train_bits_per_dim_last_10']:.4f}, {q['seconds']:.0f} s"
+        )
     if "memory" in record:
         m = record["memory"]
         lines.append(f"  memory: training step peak {m['step_peak_mb']:.0f} MB ({m['where']})")
@@ -640,27 +720,32 @@ def format_compare(result):
         row += f" {entry['train']['compile_s']:.0f} |" if "train" in entry else " |"
         out.append(row)
     if "memory" in result:
-        names = list(result["implementations"])
-        out += ["", f"Peak memory of one training step at batch {MEMORY_BATCH_SIZE} (MB; {_memory_note(result)}):", ""]
-        out.append("| preset | " + " | ".join(names) + " |")
-        out.append("| --- |" + " ---: |" * len(names))
-        for preset, row in result["memory"].items():
-            cells = []
-            for name in names:
-                cell = row.get(name, {})
-                cells.append(f"{cell['step_peak_mb']:.0f}" if "step_peak_mb" in cell else "error")
-            out.append(f"| {preset} | " + " | ".join(cells) + " |")
+        out += ["", format_memory(result, list(result["implementations"]))]
     return "\n".join(out)
 
 
-def _memory_note(result):
+def format_memory(result, names):
+    m = result["machine"]
+    title = (f"Memory of one training step at batch {MEMORY_BATCH_SIZE} (MB), beyond what is resident before it; "
+             f"{m['cpu']} ({m['cores']} cores):")
+    out = [title, "", "| preset | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for preset, row in result["memory"].items():
+        cells = []
+        for name in names:
+            cell = row.get(name, {})
+            cells.append(f"{cell['step_peak_mb']:.0f}" if "step_peak_mb" in cell else "error")
+        out.append(f"| {preset} | " + " | ".join(cells) + " |")
+    out += ["", "Measured as:", *_memory_notes(result)]
+    return "\n".join(out)
+
+
+def _memory_notes(result):
+    notes = {}
     for row in result["memory"].values():
-        for cell in row.values():
+        for name, cell in row.items():
             if "where" in cell:
-                if cell["where"] == "device allocator":
-                    return "device allocator peak minus memory in use before the step"
-                return "peak resident memory during the step minus resident memory before it"
-    return "no measurement"
+                notes.setdefault(name, cell["where"])
+    return [f"- {name}: {where}" for name, where in notes.items()]
 
 
 # ------------------------------------------------------------------ main
@@ -687,8 +772,13 @@ def parse_args(argv=None):
     parser.add_argument("--backends", type=lambda s: s.split(","), default=["torch", "tensorflow", "jax"])
     parser.add_argument("--memory", action="store_true",
                         help="with --compare: peak memory of a training step at batch 64 for every preset")
-    parser.add_argument("--memory-only", action="store_true", help="only the peak memory of one training step")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the peak memory of one training step (with --compare: every preset at batch 64)")
+    parser.add_argument("--quality-steps", type=int, default=0,
+                        help="instead of timing: train this many steps on the embedded photo patches and report "
+                        "held-out bits/dim (compare float32 with mixed_bfloat16)")
     parser.add_argument("--log", default="benchmark_workers.log", help="--compare: the workers' stderr")
+    parser.add_argument("--save-json", default=None, help="also write the JSON record to this file")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warmup < 1:
@@ -701,14 +791,28 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.memory_only and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and argv is None:
+        # glibc reads this at start-up: restart with large blocks always mmap-ed (see Measurer.memory).
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     if args.serve:
         serve(args)
         return None
+    if args.compare and args.memory_only:
+        names = [name for name in COMPARE_ORDER if name == "torch-baseline" or name in args.backends]
+        result = {"machine": machine_description(), "memory": compare_memory(args, names)}
+        if args.save_json:
+            Path(args.save_json).write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1) if args.json else format_memory(result, names))
+        return result
     if args.compare:
         result = compare(args)
+        if args.save_json:
+            Path(args.save_json).write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps(result, indent=1) if args.json else format_compare(result))
         return result
     record = run_single(args)
+    if args.save_json:
+        Path(args.save_json).write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record) if args.json else format_single(record))
     return record
 

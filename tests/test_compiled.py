@@ -1,0 +1,180 @@
+"""What the speed work must not change: compiled and eager runs compute the same thing.
+
+Compiled here means what each backend's Keras trainer does by default (JAX: `jax.jit`,
+TensorFlow: `tf.function`, PyTorch: Keras' default, which does not call `torch.compile`) and,
+on TensorFlow, XLA as well; eager means `run_eagerly=True`. `torch.compile` itself is not
+tested: on a 2-core CPU it takes minutes to compile even the smallest Real NVP.
+"""
+
+import keras
+import numpy as np
+import pytest
+from helpers import gradient, randomize_weights, to_numpy
+from keras import ops
+
+from keras_realnvp import RealNVP
+from keras_realnvp.compiled import compile_inference, conv_batch_chunks, conv_data_format
+from keras_realnvp.networks import WeightNormConv2D
+from keras_realnvp.networks.coupling_resnet import batch_norm_relu
+
+ARCH = {"image_shape": (8, 8, 3), "num_scales": 2, "filters": 4, "num_blocks": 1}
+
+
+def _images(rng, count=8):
+    return rng.uniform(0.0, 256.0, (count, *ARCH["image_shape"])).astype("float32")
+
+
+def _compile_modes():
+    modes = ["auto"]
+    if keras.backend.backend() == "tensorflow":
+        modes.append("xla")
+    return modes
+
+
+def _train(mode, weights, batches):
+    model = RealNVP(**ARCH, seed=0)
+    model.set_weights(weights)
+    kwargs = {"run_eagerly": True} if mode == "eager" else {}
+    if mode == "xla":
+        kwargs = {"jit_compile": True}
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0), **kwargs)
+    losses = [float(model.train_on_batch(x, return_dict=True)["loss"]) for x in batches]
+    return losses, [to_numpy(v) for v in model.weights], model
+
+
+@pytest.mark.parametrize("mode", _compile_modes())
+def test_compiled_training_gives_the_eager_loss(rng, mode):
+    reference = RealNVP(**ARCH, seed=0)
+    randomize_weights(reference, seed=1)
+    weights = reference.get_weights()
+    # Float images: no dequantization noise, so both runs see exactly the same data.
+    batches = [_images(rng) for _ in range(3)]
+    eager_losses, eager_weights, _ = _train("eager", weights, batches)
+    losses, trained_weights, model = _train(mode, weights, batches)
+    assert mode == "xla" or model.run_eagerly is False
+    np.testing.assert_allclose(losses, eager_losses, atol=1e-5, rtol=0)
+    # Weights, running averages and optimizer-driven updates agree too (float32 round-off).
+    for got, expected in zip(trained_weights, eager_weights):
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_inference_matches_eager_and_sees_new_weights(rng):
+    model = RealNVP(**ARCH, seed=0)
+    randomize_weights(model, seed=2)
+    x = _images(rng, 3)
+
+    def outputs():
+        latents = model.encode(x)
+        return [model.log_prob(x), *latents, model.decode(latents), model.sample(2, seed=5)]
+
+    compiled = [to_numpy(t) for t in outputs()]
+    model.run_eagerly = True
+    eager = [to_numpy(t) for t in outputs()]
+    for got, expected in zip(compiled, eager):
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-5)
+    model.run_eagerly = False
+    # The compiled functions read the variables at every call (nothing baked in).
+    before = to_numpy(model.log_prob(x))
+    randomize_weights(model, seed=3)
+    after = to_numpy(model.log_prob(x))
+    assert np.abs(after - before).max() > 1e-3
+    model.run_eagerly = True
+    np.testing.assert_allclose(after, to_numpy(model.log_prob(x)), atol=1e-4, rtol=1e-5)
+
+
+def test_inference_keeps_no_autograd_graph_and_builds_nothing_new(rng):
+    model = RealNVP(**ARCH, seed=0)
+    count = len(model.weights)
+    log_prob = model.log_prob(_images(rng, 2))
+    assert len(model.weights) == count
+    if keras.backend.backend() == "torch":
+        assert not log_prob.requires_grad  # no graph keeping the activations alive
+
+
+def test_compile_inference_on_a_plain_layer():
+    layer = keras.layers.Dense(3)
+    layer.build((None, 2))
+    fn = compile_inference(layer, lambda x: layer(x) * 2.0)
+    x = np.ones((4, 2), "float32")
+    np.testing.assert_allclose(to_numpy(fn(x)), 2.0 * to_numpy(layer(x)), rtol=1e-6)
+
+
+def _batch_norm(shape):
+    init = np.random.default_rng(0)
+    bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-4)
+    bn.build(shape)
+    bn.gamma.assign(init.normal(1.0, 0.1, shape[-1]).astype("float32"))
+    bn.beta.assign(init.normal(0.0, 0.1, shape[-1]).astype("float32"))
+    bn.moving_mean.assign(np.linspace(-1, 1, shape[-1]).astype("float32"))
+    bn.moving_variance.assign(np.linspace(0.5, 2, shape[-1]).astype("float32"))
+    return bn
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fused_batch_norm_relu_matches_the_keras_layer(rng, training):
+    """`batch_norm_relu` gives the values, updates and gradients of `relu(bn(x + bias))`."""
+    x = rng.normal(1.0, 2.0, (4, 3, 3, 5)).astype("float32")
+    bias = rng.normal(size=5).astype("float32")
+    weights = rng.normal(size=x.shape).astype("float32")
+    reference, fused = _batch_norm(x.shape), _batch_norm(x.shape)
+
+    def expected_fn(t):
+        return ops.multiply(ops.relu(reference(ops.add(t, bias), training=training)), weights)
+
+    def fused_fn(t):
+        return ops.multiply(batch_norm_relu(fused, t, training, bias=bias), weights)
+
+    np.testing.assert_allclose(to_numpy(fused_fn(x)), to_numpy(expected_fn(x)), atol=1e-5)
+    for a, b in zip(fused.weights, reference.weights):  # the same moving-average updates
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-6)
+    np.testing.assert_allclose(gradient(fused_fn, x), gradient(expected_fn, x), atol=1e-4)
+
+
+def test_convolution_pieces_and_layouts_do_not_change_results(rng):
+    conv = WeightNormConv2D(6, 3)
+    x = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    conv.build(x.shape)
+    randomize_weights(conv, seed=4)
+    whole = to_numpy(conv(x, training=False))
+    pieces = to_numpy(conv(x, training=True))  # split into pieces on JAX on a CPU
+    np.testing.assert_allclose(pieces, whole, atol=1e-5)
+    expected = to_numpy(ops.conv(x, conv.effective_kernel(), padding="same")) + to_numpy(conv.bias)
+    np.testing.assert_allclose(whole, expected, atol=1e-4)
+    assert conv_data_format() == ("channels_first" if keras.backend.backend() == "torch" else "channels_last")
+    chunks = conv_batch_chunks(x.shape)
+    assert 16 % chunks == 0
+    if keras.backend.backend() != "jax":
+        assert chunks == 1
+
+
+def test_mixed_bfloat16_keeps_the_flow_in_float32(rng):
+    float_model = RealNVP(**ARCH, seed=0)
+    randomize_weights(float_model, seed=5)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = RealNVP(**ARCH, seed=0)
+    keras.config.set_dtype_policy("float32")
+    model.set_weights(float_model.get_weights())
+    x = _images(rng, 4)
+    coupling = model.final_flow.bijectors[0]
+    assert coupling.compute_dtype == "float32" and coupling.net.compute_dtype == "bfloat16"
+    assert model.logit.compute_dtype == "float32" and model.final_flow.bijectors[1].compute_dtype == "float32"
+    log_prob = model.log_prob(x)
+    assert keras.backend.standardize_dtype(log_prob.dtype) == "float32"
+    latents = model.encode(x)
+    assert all(keras.backend.standardize_dtype(z.dtype) == "float32" for z in latents)
+    # bfloat16 s/t networks change bits/dim by far less than 0.02.
+    bits = to_numpy(model.bits_per_dim(x))
+    np.testing.assert_allclose(bits, to_numpy(float_model.bits_per_dim(x)), atol=0.02)
+    # Float pixels reach the flow unrounded through `call` (what fit and predict use): no
+    # cast to bfloat16 on the way in. The result agrees with log_prob up to bfloat16
+    # round-off in the networks (TensorFlow runs them differently eagerly and in graphs).
+    seen = []
+    forward_flow = model.forward_flow
+    model.forward_flow = lambda images, **kwargs: seen.append(to_numpy(images)) or forward_flow(images, **kwargs)
+    called = to_numpy(model(x))
+    del model.forward_flow
+    np.testing.assert_array_equal(seen[0], x)
+    np.testing.assert_allclose(called, to_numpy(log_prob), rtol=2e-4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    loss = model.train_on_batch(rng.integers(0, 256, (8, 8, 8, 3)).astype("uint8"), return_dict=True)["loss"]
+    assert np.isfinite(float(loss))
