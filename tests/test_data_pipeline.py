@@ -88,3 +88,70 @@ def test_unreadable_image_and_empty_folder_are_reported_by_name(tmp_path):
     source = open_source(str(good), {"held_out_every": 100}, "train")
     with pytest.raises(ValueError, match=r"Cannot read image .*ok1.png"):
         [source[i] for i in range(len(source))]
+
+
+def test_attribute_labels_from_columns_or_one_list_column_follow_the_batches(tmp_path):
+    # A local folder laid out like the Hub's CelebA: one column per attribute, here CelebA's -1/1
+    # values (the Hub copy has booleans; both map to {0, 1}), plus the same attributes as one list.
+    import json
+
+    from keras_realnvp.data.sources import source_labels
+    from keras_realnvp.presets import preset_metadata
+
+    spec = dict(preset_metadata("celeba_64_conditional")["dataset"], held_out_every=5)
+    names = spec["label_columns"]
+    assert len(names) == 40 and names[20] == "Male"
+    rng = np.random.default_rng(0)
+    attributes = rng.integers(0, 2, (10, 40))
+    with open(tmp_path / "metadata.jsonl", "w") as f:
+        for i in range(10):
+            Image.fromarray(np.full((218, 178, 3), 20 * i, np.uint8)).save(tmp_path / f"{i}.png")
+            row = {"file_name": f"{i}.png", **{n: int(2 * a - 1) for n, a in zip(names, attributes[i])}}
+            f.write(json.dumps({**row, "attributes": attributes[i].astype(bool).tolist()}) + "\n")
+    train = open_source(str(tmp_path), spec, "train")
+    labels, label_names = source_labels(train, spec, 40)
+    assert label_names == names and labels.dtype == np.float32
+    # Every 5th image is held out (rows 4 and 9): the training rows are 0-3 and 5-8, in that order.
+    np.testing.assert_array_equal(labels, attributes[[0, 1, 2, 3, 5, 6, 7, 8]])
+    as_list, _ = source_labels(train, {"attribute_column": "attributes", "held_out_every": 5}, 40)
+    np.testing.assert_array_equal(as_list, labels)
+    # The labels of a batch are those of its images: pixel value 20 * i marks image i.
+    batches = TrainingBatches(train, (64, 64, 3), 4, seed=3, start_step=0, num_steps=2, preprocessing="celeba",
+                              labels=labels)
+    for step in range(2):
+        (inputs,) = batches[step]
+        image_numbers = inputs["images"][:, 0, 0, 0] // 20
+        np.testing.assert_array_equal(inputs["labels"], attributes[image_numbers])
+    held_out = open_source(str(tmp_path), spec, "eval")
+    held_out_labels, _ = source_labels(held_out, spec, 40)
+    pixels, eval_labels = evaluation_images(held_out, (64, 64, 3), "celeba", labels=held_out_labels)
+    assert pixels.shape == (2, 64, 64, 3)
+    np.testing.assert_array_equal(eval_labels, attributes[[4, 9]])
+    with pytest.raises(ValueError, match="40 attribute columns but the model has condition_dim=2"):
+        source_labels(train, spec, 2)
+
+
+def test_class_labels_of_sub_folders_and_of_the_embedded_photos(tmp_path):
+    from keras_realnvp.data.sources import source_labels
+
+    for i in range(6):
+        folder = tmp_path / ("cats" if i < 4 else "dogs")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(folder / f"{i}.png")
+    source = open_source(str(tmp_path), {"held_out_every": 100}, "train")
+    labels, names = source_labels(source, {}, 2)
+    assert names == ["cats", "dogs"]
+    image_numbers = [int(np.asarray(source[k])[0, 0, 0]) for k in range(len(source))]
+    np.testing.assert_array_equal(labels.argmax(axis=1), [0 if n < 4 else 1 for n in image_numbers])
+    assert labels.sum() == 6
+    with pytest.raises(ValueError, match="has 2 classes .*cats, dogs.*condition_dim=3"):
+        source_labels(source, {}, 3)
+    embedded, names = source_labels(open_source("embedded", {"patch_size": 16}, "train"), {}, 2)
+    assert names == ["china", "flower"] and set(embedded.sum(axis=0)) != {0.0}
+    unlabelled = open_source(str(tmp_path / "cats"), {"held_out_every": 100}, "train")
+    with pytest.raises(ValueError, match="no labels for a conditional model"):
+        source_labels(unlabelled, {}, 2)
+    with pytest.raises(ValueError, match="must be binary"):
+        from keras_realnvp.data.sources import _binary
+
+        _binary([0, 2], "in a test")

@@ -28,8 +28,28 @@ PAPER = {  # PAPER.md §5: scales, hidden maps at the first scale, residual bloc
 
 
 def test_every_paper_dataset_has_a_preset():
-    assert set(PAPER) | {"embedded_16"} == set(builtin_preset_names())
+    assert set(PAPER) | {"embedded_16", "celeba_64_conditional"} == set(builtin_preset_names())
     assert set(RealNVP.presets) == set(builtin_preset_names())
+
+
+def test_conditional_celeba_preset_is_celeba_64_conditioned_on_the_40_attributes():
+    # Built at full size, as the paper presets above: the celeba_64 structure plus a label projection
+    # of 40 -> hidden maps in every s/t network.
+    model = RealNVP.from_preset("celeba_64_conditional", load_weights=False)
+    plain = preset_metadata("celeba_64")
+    metadata = preset_metadata("celeba_64_conditional")
+    assert (model.image_shape, model.num_scales, model.filters, model.num_blocks) == ((64, 64, 3), 5, 32, 2)
+    assert model.condition_dim == 40 and metadata["parameter_count"] == model.count_params()
+    # Each coupling's s/t network projects the 40 attributes (weights and bias) to its hidden maps:
+    # 3 checkerboard couplings of 32 * 2^i maps and 3 channel ones of twice that at scales 0-3,
+    # then 4 couplings of 512 maps.
+    widths = 3 * sum(32 * 2**i for i in range(4)) + 3 * sum(64 * 2**i for i in range(4)) + 4 * 512
+    assert model.count_params() - plain["parameter_count"] == 41 * widths
+    labels = metadata["dataset"]["label_columns"]
+    assert len(labels) == len(set(labels)) == 40 and {"Smiling", "Male", "Young", "Eyeglasses"} <= set(labels)
+    same = ("hub_id", "image_column", "train_split", "eval_split", "preprocessing", "flips")
+    assert {k: metadata["dataset"][k] for k in same} == {k: plain["dataset"][k] for k in same}
+    assert metadata["training"] == plain["training"] and metadata["weights"]["published"] is False
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))

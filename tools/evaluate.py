@@ -3,6 +3,10 @@
     python tools/evaluate.py --preset embedded_16
     python tools/evaluate.py --preset runs/default/preset --dataset embedded --num-draws 4 --json
     python tools/evaluate.py --preset hf://owner/celeba --dataset path/to/celeba_images
+
+A conditional preset (one with `condition_dim`, such as celeba_64_conditional) is evaluated on
+log p(x | y), with each held-out image's own labels from the dataset (its attribute columns,
+or the class sub-folders of a local folder).
 """
 
 import argparse
@@ -34,7 +38,7 @@ def main(argv=None):
 
     from keras_realnvp import RealNVP
     from keras_realnvp.data.pipeline import evaluation_images
-    from keras_realnvp.data.sources import EMBEDDED, open_source
+    from keras_realnvp.data.sources import EMBEDDED, open_source, source_labels
     from keras_realnvp.evaluation import held_out_bits_per_dim
 
     try:
@@ -43,11 +47,14 @@ def main(argv=None):
         source = args.dataset or (EMBEDDED if spec.get("source") == EMBEDDED else spec.get("hub_id"))
         if not source:
             raise ValueError("the preset names no dataset; pass --dataset")
+        held_out = open_source(source, spec, "eval")
+        labels = None if model.condition_dim is None else source_labels(held_out, spec, model.condition_dim)[0]
         pixels = evaluation_images(
-            open_source(source, spec, "eval"), model.image_shape, spec.get("preprocessing", "none"), args.max_examples
+            held_out, model.image_shape, spec.get("preprocessing", "none"), args.max_examples, labels
         )
+        pixels, labels = pixels if labels is not None else (pixels, None)
         mean, standard_error = held_out_bits_per_dim(
-            model, pixels, num_draws=args.num_draws, seed=args.seed, batch_size=args.batch_size
+            model, pixels, num_draws=args.num_draws, seed=args.seed, batch_size=args.batch_size, labels=labels
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
@@ -55,6 +62,7 @@ def main(argv=None):
         "preset": args.preset, "dataset": source, "images": int(len(pixels)), "num_draws": args.num_draws,
         "bits_per_dim": mean, "standard_error": standard_error, "backend": keras.backend.backend(),
         "paper_bits_per_dim": model.preset_metadata.get("paper_bits_per_dim"),
+        "conditional": model.condition_dim is not None,
     }
     if args.json:
         print(json.dumps(record))

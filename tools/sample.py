@@ -4,7 +4,9 @@ The model is a preset (--preset, loaded with RealNVP.from_preset: a built-in nam
 embedded_16, whose trained weights ship with the package; a preset folder such as
 runs/default/preset written by `python tools/train.py`; or hf://owner/repo) or a whole
 saved model (--model, a `.keras` file from `model.save`). Real images come from the held-out
-test patches of the embedded photos, at the model's image size, dequantized with --seed.
+test patches of the embedded photos, at the model's image size, or with --dataset from the
+held-out split of a dataset ('embedded', an image folder or a Hub id, read with the preset's
+dataset settings), dequantized with --seed.
 Every experiment writes one PNG (--output, default <experiment>.png):
 
   samples      figure 5: N held-out patches (left) beside N samples at --temperature (right)
@@ -18,9 +20,18 @@ Every experiment writes one PNG (--output, default <experiment>.png):
   swap         appendix F: a conditional model's x' = g(f(x; y); y'); rows: N patches, columns:
                the patch, then the patch decoded as each class. The classes are the two photos
                (0: china.jpg, 1: flower.jpg). --train-conditional trains such a model first.
+               With --dataset: class labels give one column per class; attribute vectors
+               (CelebA's 40) one column per shown image, whose attributes every row takes.
   toy          figure 1: trains the 2-D toy (RealNVP2D, TOY_2D_CONFIG) on two moons for
                --train-steps steps and draws data, f(data), samples and f^-1(samples) with
                grid lines; needs no --model
+
+Conditional models (appendix F; presets with condition_dim, such as celeba_64_conditional):
+samples, extrapolate and compress take the labels of --labels: `held-out` (default: the labels
+of the real images shown, each sample beside the image whose labels it was drawn with), K
+comma-separated numbers (one label vector for all), or names of the preset's labels (its
+attributes or classes) set to 1, all others 0, e.g. --labels Smiling,Male. manifold takes an
+unconditional model.
 
 Pixel values are clipped to [0, 255] in the pictures only. The backend is Keras's usual
 choice (KERAS_BACKEND=jax, torch or tensorflow).
@@ -29,6 +40,7 @@ choice (KERAS_BACKEND=jax, torch or tensorflow).
     python tools/sample.py --preset runs/default/preset --experiment manifold --output manifold.png
     python tools/sample.py --model runs/conditional/model.keras --train-conditional --experiment swap
     python tools/sample.py --experiment toy --output toy.png
+    python tools/sample.py --preset runs/celeba/preset --dataset path/to/celeba --labels Smiling,Young
 """
 
 import argparse
@@ -110,6 +122,18 @@ def parse_args(argv=None):
         help="PNG enlargement (nearest neighbour); unset: 1 for toy, 2 for extrapolate, else 4",
     )
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="images decoded at a time")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="take the real images (and a conditional model's labels) from this dataset's held-out split: "
+        "'embedded', an image folder or a Hub id; unset: the embedded test patches",
+    )
+    parser.add_argument(
+        "--labels",
+        default="held-out",
+        help="conditional models: 'held-out' (the real images' labels), K comma-separated numbers, or "
+        "comma-separated label names set to 1",
+    )
     parser.add_argument(
         "--train-conditional",
         action="store_true",
@@ -234,6 +258,71 @@ def _toy(args):
     return toy_figure(model, held_out[: args.num], seed=args.seed, panel_size=256)
 
 
+def _real_images(args, model, count):
+    """`count` real held-out images (dequantized), their labels for a conditional model, and the label names."""
+    from keras_realnvp.data import dequantize_numpy
+    from keras_realnvp.data.pipeline import evaluation_images
+    from keras_realnvp.data.sources import open_source, source_labels
+    from keras_realnvp.experiments import one_hot
+
+    conditional = model.condition_dim is not None
+    if args.dataset is None:
+        data, photos = _held_out_patches(model, count, args.seed)
+        if conditional and model.condition_dim == len(PHOTO_NAMES):
+            return data, one_hot(photos, len(PHOTO_NAMES)), list(PHOTO_NAMES)
+        return data, None, None
+    metadata = getattr(model, "preset_metadata", {})
+    spec = metadata.get("dataset", {})
+    try:
+        held_out = open_source(args.dataset, spec, "eval")
+        labels, names = source_labels(held_out, spec, model.condition_dim) if conditional else (None, None)
+        result = evaluation_images(held_out, model.image_shape, spec.get("preprocessing", "none"), count, labels)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    pixels, labels = result if conditional else (result, None)
+    if len(pixels) < count:
+        raise SystemExit(f"error: only {len(pixels)} held-out images in {args.dataset}; ask for fewer")
+    return dequantize_numpy(pixels, seed=args.seed), labels, names
+
+
+def _label_names(model, names):
+    trained = getattr(model, "preset_metadata", {}).get("trained", {})
+    spec = getattr(model, "preset_metadata", {}).get("dataset", {})
+    return names or trained.get("label_names") or spec.get("label_columns") or []
+
+
+def _chosen_labels(args, model, real_labels, names, count):
+    """The label vectors (count, K) that --labels asks for; `None` for an unconditional model."""
+    import numpy as np
+
+    if model.condition_dim is None:
+        if args.labels != "held-out":
+            raise SystemExit("error: --labels goes with a conditional model (condition_dim); this one has none")
+        return None
+    if args.labels == "held-out":
+        if real_labels is None:
+            raise SystemExit(
+                f"error: no labels for the held-out images of this model (condition_dim={model.condition_dim}); "
+                "pass --dataset with labelled data, or --labels"
+            )
+        return real_labels[:count]
+    parts = [part.strip() for part in args.labels.split(",") if part.strip()]
+    try:
+        vector = np.array([float(part) for part in parts], np.float32)
+    except ValueError:
+        names = _label_names(model, names)
+        unknown = [part for part in parts if part not in names]
+        if unknown or not names:
+            known = ", ".join(names) if names else "none recorded"
+            raise SystemExit(f"error: unknown label names {', '.join(unknown)}; this model's labels: {known}") from None
+        vector = np.array([1.0 if name in parts else 0.0 for name in names], np.float32)
+    if vector.shape != (model.condition_dim,):
+        raise SystemExit(
+            f"error: --labels gives {vector.size} numbers; the model has condition_dim={model.condition_dim}"
+        )
+    return np.broadcast_to(vector, (count, model.condition_dim)).copy()
+
+
 def draw(args, model):
     """The picture (uint8, not yet enlarged) of `args.experiment` for a loaded `RealNVP`."""
     import numpy as np
@@ -242,35 +331,48 @@ def draw(args, model):
     from keras_realnvp.visualization import image_grid
 
     common = {"seed": args.seed, "batch_size": args.batch_size}
-    if args.experiment == "swap" and model.condition_dim is None:
+    conditional = model.condition_dim is not None
+    if args.experiment == "swap" and not conditional:
         raise SystemExit("error: --experiment swap needs a conditional model (see --train-conditional)")
-    if model.condition_dim is not None and args.experiment != "swap":
-        raise SystemExit(f"error: --experiment {args.experiment} takes an unconditional model")
+    if conditional and args.experiment == "manifold":
+        raise SystemExit("error: --experiment manifold takes an unconditional model")
     if args.experiment == "samples":
-        data, _ = _held_out_patches(model, args.num, args.seed)
-        return experiments.sample_grid(model, data, temperature=args.temperature, **common)
+        data, real_labels, names = _real_images(args, model, args.num)
+        labels = _chosen_labels(args, model, real_labels, names, args.num)
+        return experiments.sample_grid(model, data, temperature=args.temperature, labels=labels, **common)
     if args.experiment == "manifold":
-        data, _ = _held_out_patches(model, 4, args.seed)
+        data, _, _ = _real_images(args, model, 4)
         print("cells that are the patches themselves:", experiments.manifold_image_cells(args.steps))
         return experiments.manifold_grid(model, data, num_steps=args.steps, batch_size=args.batch_size)
     if args.experiment == "extrapolate":
-        samples = experiments.extrapolate(model, args.num, args.factor, args.temperature, **common)
+        labels = None
+        if conditional:
+            real_labels, names = (None, None) if args.labels != "held-out" else _real_images(args, model, args.num)[1:]
+            labels = _chosen_labels(args, model, real_labels, names, args.num)
+        samples = experiments.extrapolate(model, args.num, args.factor, args.temperature, labels=labels, **common)
         return image_grid(samples, padding=2)
     if args.experiment == "compress":
-        data, _ = _held_out_patches(model, args.num, args.seed)
+        data, real_labels, names = _real_images(args, model, args.num)
+        labels = _chosen_labels(args, model, real_labels, names, args.num)
         kept = [f"{100 * experiments.kept_fraction(model, f):.2f}%" for f in args.fractions]
         print("latent units kept per column:", ", ".join(kept))
-        return experiments.compression_grid(model, data, args.fractions, args.temperature, **common)
-    if model.condition_dim != len(PHOTO_NAMES):
+        return experiments.compression_grid(model, data, args.fractions, args.temperature, labels=labels, **common)
+    data, real_labels, names = _real_images(args, model, args.num)
+    if real_labels is None:
         raise SystemExit(
-            f"error: the labels here are the {len(PHOTO_NAMES)} photos; the model has "
-            f"condition_dim={model.condition_dim}"
+            f"error: swap needs the images' own labels; the embedded patches are labelled by photo "
+            f"({len(PHOTO_NAMES)} classes), the model has condition_dim={model.condition_dim}: pass --dataset"
         )
-    data, photos = _held_out_patches(model, args.num, args.seed)
-    labels = experiments.one_hot(photos, len(PHOTO_NAMES))
-    candidates = experiments.one_hot(np.arange(len(PHOTO_NAMES)), len(PHOTO_NAMES))
-    print("columns: the patch, then decoded as", ", ".join(PHOTO_NAMES))
-    return experiments.swap_grid(model, data, labels, candidates, batch_size=args.batch_size)
+    if args.labels != "held-out":
+        candidates = _chosen_labels(args, model, real_labels, names, 1)
+        print("columns: the image, then decoded with --labels", args.labels)
+    elif np.all(real_labels.sum(axis=1) == 1.0):  # one-hot classes: one column per class
+        candidates = np.eye(model.condition_dim, dtype=np.float32)
+        print("columns: the image, then decoded as", ", ".join(names or map(str, range(model.condition_dim))))
+    else:  # attribute vectors: column j decodes every row with the attributes of image j
+        candidates = real_labels
+        print("columns: the image, then decoded with the attributes of image 1, 2, ...")
+    return experiments.swap_grid(model, data, real_labels, candidates, batch_size=args.batch_size)
 
 
 def main(argv=None):

@@ -14,10 +14,14 @@ Examples:
 
     KERAS_BACKEND=jax python tools/train.py
     KERAS_BACKEND=torch python tools/train.py --preset celeba_64 --dataset path/to/celeba_images --epochs 100
+    KERAS_BACKEND=jax python tools/train.py --preset celeba_64_conditional --epochs 100   # on the 40 attributes
     KERAS_BACKEND=jax python tools/train.py --preset cifar10 --epochs 100 --distribute   # all local GPUs
+    KERAS_BACKEND=tensorflow python tools/train.py --preset cifar10 --epochs 100 --distribute
     python tools/train.py --output runs/default --resume    # continue an interrupted run exactly
 
-A GPU is used when the backend sees one; no flag is needed.
+A GPU is used when the backend sees one; no flag is needed. A conditional preset (condition_dim)
+trains on the dataset's labels: its attribute columns (the preset's label_columns), or its classes,
+e.g. the class sub-folders of a local --dataset folder, one-hot.
 """
 
 import argparse
@@ -54,11 +58,17 @@ def parse_args(argv=None):
                         help="also checkpoint every N steps inside an epoch (default: epoch ends only)")
     parser.add_argument("--stop-after-steps", type=_positive_int, default=None,
                         help="stop once this global step is reached, as an interruption would")
+    parser.add_argument("--max-nonfinite-steps", type=_positive_int, default=10,
+                        help="steps with a non-finite loss or gradients are skipped (weights unchanged); this many "
+                             "in a row stop the run with an error, the last good checkpoint intact (default: 10)")
     parser.add_argument("--eval-examples", type=_positive_int, default=1000,
                         help="held-out images for the per-epoch bits/dim (default: 1000)")
     parser.add_argument("--distribute", action="store_true",
-                        help="data-parallel over all local devices (JAX backend, keras.distribution)")
-    for name in ("num-scales", "filters", "num-blocks"):
+                        help="data-parallel over all local devices, the same update as one device with the "
+                        "same global batch (--batch-size a multiple of the device count): JAX with "
+                        "keras.distribution.DataParallel, TensorFlow with tf.distribute.MirroredStrategy; "
+                        "not available on PyTorch")
+    for name in ("num-scales", "filters", "num-blocks", "condition-dim"):
         parser.add_argument(f"--{name}", type=_positive_int, default=None,
                             help=f"override the preset's {name.replace('-', '_')} (for quick experiments)")
     return parser.parse_args(argv)
@@ -70,7 +80,10 @@ def main(argv=None):
 
     overrides = {
         key: value
-        for key, value in (("num_scales", args.num_scales), ("filters", args.filters), ("num_blocks", args.num_blocks))
+        for key, value in (
+            ("num_scales", args.num_scales), ("filters", args.filters), ("num_blocks", args.num_blocks),
+            ("condition_dim", args.condition_dim),
+        )
         if value is not None
     }
     run = TrainingRun(
@@ -78,11 +91,11 @@ def main(argv=None):
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
         checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
         eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
-        overrides=overrides,
+        overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps,
     )
     try:
         return run.run()
-    except ValueError as error:
+    except (ValueError, FloatingPointError) as error:  # FloatingPointError: TrainingDivergedError
         raise SystemExit(f"error: {error}") from None
 
 

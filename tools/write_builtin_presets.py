@@ -24,6 +24,16 @@ TRAINING = {
     "l2_scale": 5e-5,
 }
 
+# CelebA's 40 binary attributes, in the order of list_attr_celeba.txt (the Hub copy's column names).
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
+    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
+    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+
 PRESETS = {
     "cifar10": {
         "description": "CIFAR-10 32x32, 2 scales, 64 hidden maps, 8 residual blocks (paper §4.1).",
@@ -95,6 +105,22 @@ PRESETS = {
             "eval_split": "valid", "preprocessing": "celeba", "flips": True,
         },
         "paper_bits_per_dim": 3.02, "paper_train_bits_per_dim": 2.97,
+    },
+    "celeba_64_conditional": {
+        "description": "CelebA 64x64 conditioned on its 40 binary attributes (appendix F): the celeba_64 "
+        "architecture whose s/t networks also see the attribute vector (condition_dim=40).",
+        "architecture": {
+            "image_shape": [64, 64, 3], "num_scales": 5, "filters": 32, "num_blocks": 2,
+            "condition_dim": len(CELEBA_ATTRIBUTES),
+        },
+        "dataset": {
+            "name": "CelebA with attributes", "hub_id": "flwrlabs/celeba", "image_column": "image",
+            "train_split": "train", "eval_split": "valid", "preprocessing": "celeba", "flips": True,
+            "label_columns": list(CELEBA_ATTRIBUTES),
+            "note": "Labels: the 40 attribute columns, booleans on the Hub (-1/1 and 0/1 copies are read too), "
+            "as a {0, 1} vector in this order.",
+        },
+        "paper_bits_per_dim": None,
     },
     "embedded_16": {
         "description": "16x16 patches of scikit-learn's two sample photos (bundled, offline); a small model "

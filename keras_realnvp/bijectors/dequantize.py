@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_realnvp.replicas import global_batch_slice
+
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
 class UniformDequantization(keras.layers.Layer):
@@ -34,7 +36,12 @@ class UniformDequantization(keras.layers.Layer):
 
     def call(self, pixels):
         x = ops.cast(pixels, self.compute_dtype)
-        noise = keras.random.uniform(ops.shape(x), dtype=self.compute_dtype, seed=self.seed_generator)
+        # Under tf.distribute every replica draws the global batch's noise and keeps its rows:
+        # the same noise as on one device (keras_realnvp.replicas).
+        noise = global_batch_slice(
+            lambda shape: keras.random.uniform(shape, dtype=self.compute_dtype, seed=self.seed_generator),
+            ops.shape(x),
+        )
         return x + noise
 
     def compute_output_shape(self, input_shape):

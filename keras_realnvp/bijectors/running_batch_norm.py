@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_realnvp import replicas
 from keras_realnvp.bijectors.bijector import Bijector
 
 
@@ -23,6 +24,11 @@ class RunningBatchNorm(Bijector):
     affine bijection for every example. The log-determinant (eq. 18) is
     `-1/2 * sum_c log(sigma_c^2 + eps)` times the number of positions per channel,
     plus `log|gamma_c|` per position when `scale=True`.
+
+    Under a `tf.distribute` strategy the batch statistics are those of the global batch
+    (the replicas' sums are all-reduced, see `keras_realnvp.replicas`), every replica
+    stores the same averages, and the variables take the first replica's value
+    (`aggregation="only_first_replica"`), so the mirrored copies never drift apart.
 
     Args:
         momentum: `rho` of eq. 20-21.
@@ -56,15 +62,15 @@ class RunningBatchNorm(Bijector):
         channels = (input_shape[-1],)
         self.moving_mean = self.add_weight(
             shape=channels, initializer="zeros", trainable=False, autocast=False,
-            name="moving_mean",
+            aggregation="only_first_replica", name="moving_mean",
         )
         self.moving_variance = self.add_weight(
             shape=channels, initializer="ones", trainable=False, autocast=False,
-            name="moving_variance",
+            aggregation="only_first_replica", name="moving_variance",
         )
         self.num_updates = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False,
-            autocast=False, name="num_updates",
+            autocast=False, aggregation="only_first_replica", name="num_updates",
         )
         self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta") if self.center else None
         self.log_gamma = (
@@ -77,10 +83,11 @@ class RunningBatchNorm(Bijector):
         if not training:
             return mean, variance
         axes = tuple(range(len(x.shape) - 1))
-        # sum / count rather than ops.mean, which computes float64 input in float32.
-        count = ops.cast(ops.size(x) // ops.shape(x)[-1], x.dtype)
-        batch_mean = ops.sum(x, axis=axes) / count
-        batch_variance = ops.sum(ops.square(x - batch_mean), axis=axes) / count
+        # sum / count rather than ops.mean, which computes float64 input in float32;
+        # replica_sum: the global batch's sums under tf.distribute (else the identity).
+        count = replicas.replica_sum(ops.cast(ops.size(x) // ops.shape(x)[-1], x.dtype))
+        batch_mean = replicas.replica_sum(ops.sum(x, axis=axes)) / count
+        batch_variance = replicas.replica_sum(ops.sum(ops.square(x - batch_mean), axis=axes)) / count
         rho = self.momentum
         first = ops.equal(self.num_updates, 0)
         mean = ops.where(first, batch_mean, rho * ops.stop_gradient(mean) + (1.0 - rho) * batch_mean)

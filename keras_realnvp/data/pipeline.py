@@ -3,7 +3,9 @@
 The order of the examples in pass `p` over the data is the permutation drawn from
 `(seed, p)`, and the random crop / flip of example `k` in pass `p` comes from
 `(seed, p, k)`. So the batch of any global step can be rebuilt on its own, and a run that
-resumes at step `s` sees exactly the batches an uninterrupted run would have seen.
+resumes at step `s` sees exactly the batches an uninterrupted run would have seen. Labels
+(for a conditional model) are looked up by the same example indices, so they follow the
+same order.
 """
 
 import functools
@@ -17,6 +19,9 @@ from keras_realnvp.data.preprocessing import preprocess
 class TrainingBatches(keras.utils.PyDataset):
     """`num_steps` uint8 batches for `model.fit`, starting at global step `start_step`.
 
+    Each item is `(images,)`, or with `labels` `({"images": images, "labels": labels},)`,
+    the input of a conditional `RealNVP`.
+
     Args:
         source: a random-access image source (`keras_realnvp.data.sources`).
         image_shape: `(H, W, C)` after preprocessing.
@@ -26,6 +31,8 @@ class TrainingBatches(keras.utils.PyDataset):
         num_steps: number of batches.
         preprocessing: "none", "celeba" or "lsun".
         flips: random horizontal flips.
+        labels: `(len(source), K)` label vectors of the source's examples (`source_labels`),
+            or `None` for an unconditional model.
 
     Example:
 
@@ -37,13 +44,25 @@ class TrainingBatches(keras.utils.PyDataset):
     >>> later = TrainingBatches(source, (4, 4, 3), batch_size=4, seed=0, start_step=2, num_steps=1)
     >>> bool(np.array_equal(later[0][0], batches[2][0]))
     True
+    >>> labelled = TrainingBatches(source, (4, 4, 3), 4, 0, 0, 3, labels=np.eye(10, dtype="float32"))
+    >>> inputs = labelled[2][0]
+    >>> bool(np.array_equal(inputs["images"], batches[2][0])), inputs["labels"].shape
+    (True, (4, 10))
     """
 
     def __init__(self, source, image_shape, batch_size, seed, start_step, num_steps, preprocessing="none",
-                 flips=False, **kwargs):
+                 flips=False, labels=None, **kwargs):
         super().__init__(**kwargs)
         if len(source) < batch_size:
             raise ValueError(f"{source.name} has {len(source)} images, fewer than the batch size {batch_size}.")
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.float32)
+            if labels.ndim != 2 or len(labels) != len(source):
+                raise ValueError(
+                    f"labels must have shape ({len(source)}, K), one vector per image of {source.name}; "
+                    f"got {labels.shape}."
+                )
+        self.labels = labels
         self.source = source
         self.image_shape = tuple(image_shape)
         self.batch_size = batch_size
@@ -78,19 +97,36 @@ class TrainingBatches(keras.utils.PyDataset):
             )
             for k in indices
         ]
-        return (np.stack(images),)
+        if self.labels is None:
+            return (np.stack(images),)
+        return ({"images": np.stack(images), "labels": self.labels[indices]},)
 
 
-def evaluation_images(source, image_shape, preprocessing="none", limit=None) -> np.ndarray:
+def evaluation_images(source, image_shape, preprocessing="none", limit=None, labels=None):
     """The first `limit` images of an evaluation source, preprocessed without randomness.
+
+    With `labels` (`(len(source), K)`, from `source_labels`) it returns `(images, labels)`,
+    the labels of those same images.
 
     Example:
 
     >>> from keras_realnvp.data.sources import ArraySource
     >>> evaluation_images(ArraySource(np.zeros((5, 4, 4, 3), np.uint8), "z"), (4, 4, 3), limit=2).shape
     (2, 4, 4, 3)
+    >>> images, labels = evaluation_images(ArraySource(np.zeros((5, 4, 4, 3), np.uint8), "z"), (4, 4, 3),
+    ...                                    limit=2, labels=np.eye(5, dtype="float32"))
+    >>> labels.tolist()
+    [[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]]
     """
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise ValueError(f"{source.name} has no images for evaluation.")
-    return np.stack([preprocess(source[i], preprocessing, image_shape, None, flips=False) for i in range(count)])
+    images = np.stack([preprocess(source[i], preprocessing, image_shape, None, flips=False) for i in range(count)])
+    if labels is None:
+        return images
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.ndim != 2 or len(labels) != len(source):
+        raise ValueError(
+            f"labels must have shape ({len(source)}, K), one per image of {source.name}; got {labels.shape}."
+        )
+    return images, labels[:count]

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_realnvp import replicas
 from keras_realnvp.bijectors import (
     AffineCoupling,
     BijectorChain,
@@ -285,7 +286,9 @@ class RealNVP(keras.Model):
         loss = nll + ops.cast(self.l2_scale * penalty, nll.dtype)
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return loss
+        # Under tf.distribute each replica's loss is its share: the optimizer sums the
+        # replicas' gradients (the batch statistics are already global, see replicas.py).
+        return loss / replicas.num_replicas()
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         images, _ = self._split_inputs(x)
@@ -495,7 +498,12 @@ class RealNVP(keras.Model):
         (2, 16, 24, 3)
         """
         latents = self.sample_latents(num_samples, temperature, seed, image_shape)
-        return self.decode(latents, labels=labels)
+        labels = check_labels(labels, self.condition_dim, int(num_samples))
+        if labels is not None:
+            labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
+        # Latents drawn here have the right shapes and are finite: no checks (each would
+        # wait for the draw to finish), straight to the compiled inverse, as `decode` ends.
+        return self._compiled("decode", self._decode_fn)(latents, labels)
 
     def get_config(self):
         return {

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_realnvp import replicas
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
 
 
@@ -14,7 +15,9 @@ def batch_norm_relu(bn, x, training, bias=None):
     several element-wise passes, which PyTorch runs one by one (compiled backends fuse
     them either way), and `bias`, the bias of the convolution before, is folded into
     `shift` instead of being added to the activations in a pass of its own. Statistics
-    are computed in float32 at least, as the layer does (mixed precision).
+    are computed in float32 at least, as the layer does (mixed precision), and under a
+    `tf.distribute` strategy over the global batch (`keras_realnvp.replicas.moments`), so
+    every replica stores the same moving averages.
 
     Example:
 
@@ -35,7 +38,7 @@ def batch_norm_relu(bn, x, training, bias=None):
     bias = None if bias is None else ops.cast(bias, dtype)
     if training and bn.trainable:
         axes = tuple(range(len(x.shape) - 1))
-        mean, variance = ops.moments(ops.cast(x, dtype), axes=axes)
+        mean, variance = replicas.moments(ops.cast(x, dtype), axes=axes)
         mean = mean if bias is None else mean + bias  # the statistics of x + bias
         momentum = bn.momentum
         bn.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))

@@ -1,13 +1,16 @@
 """Reading and writing a preset folder: `config.json`, `metadata.json`, `model.weights.h5`.
 
 Loading never runs code from the folder: the config must describe a `RealNVP` and hold
-only its constructor's plain arguments, which are checked one by one; nothing is
-unpickled and no class is looked up by a name the file chooses.
+only its constructor's plain arguments, which are checked one by one (type and range);
+nothing is unpickled, no class is looked up by a name the file chooses, and the weights
+file must be HDF5 (its signature is checked before any reader opens it). Every refusal
+is a `ValueError` naming the file and the problem.
 """
 
 import datetime
 import inspect
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -20,30 +23,77 @@ WEIGHTS_FILE = "model.weights.h5"
 FORMAT_VERSION = 1
 _BASE_KEYS = {"name", "trainable", "dtype"}
 _PLAIN_DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
+_DTYPE_NAMES = {"float16", "bfloat16", "float32", "float64", "mixed_float16", "mixed_bfloat16"}
+# The entries Keras writes around a serialized model; compile and build configs are ignored.
+_TOP_LEVEL_KEYS = {"module", "class_name", "config", "registered_name", "compile_config", "build_config"}
+# A config is about 1 KB and metadata a few KB: anything far larger is not a preset file.
+_MAX_JSON_BYTES = 10_000_000
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ValueError(f"The preset folder {path.parent} has no {path.name} ({what}).")
     try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"Cannot read {path}: {error}") from None
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes, more than a preset file can hold ({_MAX_JSON_BYTES})")
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"Cannot read {path} ({what}) as JSON: {error}") from None
     if not isinstance(value, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}.")
     return value
 
 
 def _plain_dtype(dtype, path):
-    if dtype is None or isinstance(dtype, str):
-        return dtype
-    if (
-        isinstance(dtype, dict)
-        and dtype.get("class_name") in _PLAIN_DTYPE_POLICIES
-        and isinstance(dtype.get("config", {}).get("name"), str)
-    ):
-        return dtype["config"]["name"]
-    raise ValueError(f"{path}: unsupported dtype entry {dtype!r}; expected a dtype policy name such as 'float32'.")
+    name = dtype
+    if isinstance(dtype, dict):
+        config = dtype.get("config")
+        if (
+            dtype.get("class_name") not in _PLAIN_DTYPE_POLICIES
+            or not isinstance(config, dict)
+            or set(config) != {"name"}
+            or not set(dtype) <= {"module", "class_name", "config", "registered_name"}
+        ):
+            name = None
+        else:
+            name = config["name"]
+    if dtype is None:
+        return None
+    if not isinstance(name, str) or name not in _DTYPE_NAMES:
+        raise ValueError(
+            f"{path}: unsupported dtype entry {dtype!r}; expected a dtype policy name, one of "
+            f"{', '.join(sorted(_DTYPE_NAMES))}."
+        )
+    return name
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What each stored argument of `RealNVP` may be: plain JSON values only, never objects.
+_ARGUMENT_CHECKS = {
+    "name": (lambda v: isinstance(v, str) and len(v) <= 200, "a string"),
+    "trainable": (lambda v: isinstance(v, bool), "true or false"),
+    "image_shape": (
+        lambda v: isinstance(v, list) and len(v) == 3 and all(_is_int(d) and d >= 1 for d in v),
+        "a list of 3 positive integers",
+    ),
+    "num_scales": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "filters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "num_blocks": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "alpha": (_is_number, "a finite number"),
+    "bn_momentum": (_is_number, "a finite number"),
+    "bn_epsilon": (_is_number, "a finite number"),
+    "l2_scale": (_is_number, "a finite number"),
+    "condition_dim": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
+    "seed": (lambda v: v is None or _is_int(v), "null or an integer"),
+}
 
 
 def read_model_config(folder) -> dict:
@@ -64,11 +114,20 @@ def read_model_config(folder) -> dict:
     config = _read_json(path, "the model configuration")
     class_name = config.get("class_name")
     registered = config.get("registered_name", "keras_realnvp>RealNVP")
-    if class_name != "RealNVP" or registered != "keras_realnvp>RealNVP":
+    module = config.get("module", "keras_realnvp")
+    if (
+        class_name != "RealNVP"
+        or registered != "keras_realnvp>RealNVP"
+        or not isinstance(module, str)
+        or not (module == "keras_realnvp" or module.startswith("keras_realnvp."))
+    ):
         raise ValueError(
-            f"{path} describes class {class_name!r} (registered as {registered!r}); only "
+            f"{path} describes class {class_name!r} (registered as {registered!r}, module {module!r}); only "
             "keras_realnvp's RealNVP can be loaded from a preset."
         )
+    extra = sorted(set(config) - _TOP_LEVEL_KEYS)
+    if extra:
+        raise ValueError(f"{path} has unexpected top-level entries: {', '.join(map(repr, extra))}.")
     arguments = config.get("config")
     if not isinstance(arguments, dict):
         raise ValueError(f"{path} has no 'config' object with the model's arguments.")
@@ -80,8 +139,13 @@ def read_model_config(folder) -> dict:
             f"{', '.join(unknown)}. It was written by an incompatible version."
         )
     for key, value in arguments.items():
-        if key != "dtype" and not isinstance(value, (int, float, str, bool, list, type(None))):
-            raise ValueError(f"{path}: argument {key!r} must be a plain JSON value, got {type(value).__name__}.")
+        if key == "dtype":
+            continue
+        check, expected = _ARGUMENT_CHECKS.get(key, (lambda v: isinstance(v, (int, float, str, bool)), "plain"))
+        if not check(value):
+            raise ValueError(
+                f"{path}: argument {key!r} must be {expected} (a plain JSON value), got {json.dumps(value)[:200]}."
+            )
     arguments = dict(arguments)
     arguments["dtype"] = _plain_dtype(arguments.get("dtype"), path)
     arguments.pop("trainable", None)
@@ -116,6 +180,15 @@ def load_weights_file(model, path: Path) -> None:
         raise ValueError(
             f"The preset folder {path.parent} has no weights file {path.name}. Pass load_weights=False for the "
             "untrained architecture."
+        )
+    with open(path, "rb") as file:
+        head = file.read(8)
+    if head != _HDF5_SIGNATURE:
+        # Refused before any reader sees it: a pickle (or anything else) is never loaded.
+        kind = " (it looks like a Python pickle)" if head[:1] == b"\x80" or head[:2] in (b"(d", b"(l", b"}q") else ""
+        raise ValueError(
+            f"Cannot read the weights in {path}: not an HDF5 file{kind}. A preset's weights are a Keras "
+            f"{WEIGHTS_FILE}; nothing else is loaded."
         )
     try:
         model.load_weights(path)

@@ -1,11 +1,15 @@
-"""Checkpoints that survive a crash: written to a temporary file, then renamed.
+"""Checkpoints that survive a crash: written to a temporary file, synced, then renamed.
 
 A checkpoint is a whole `.keras` file (weights, optimizer state, the random generators'
-states) plus a small JSON state file naming it with the global step reached. The state
-file is replaced atomically after the checkpoint is complete, so it always names a
-finished checkpoint; a checkpoint that fails to load is skipped for the one before it.
+states) plus a small JSON state file naming it with the global step reached and the
+file's size and SHA-256. The checkpoint is flushed to disk before it is renamed into
+place, and the state file is replaced atomically after that, so the state file always
+names finished checkpoints. On restore a checkpoint whose size or hash does not match
+(truncated, corrupt, missing) is set aside as `<name>.corrupt` and the one before it is
+used; one that fails to load for another reason is skipped.
 """
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -14,6 +18,20 @@ import keras
 
 STATE_FILE = "state.json"
 KEEP = 2
+_INCOMPLETE = "incomplete-"
+
+
+def _fsync_directory(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened; rename is durable enough there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -23,6 +41,26 @@ def _atomic_write_text(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync_directory(path.parent)
+
+
+def file_digest(path) -> tuple[int, str]:
+    """`(size in bytes, SHA-256 hex digest)` of a file.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+    >>> _ = path.write_bytes(b"abc")
+    >>> file_digest(path)[0], file_digest(path)[1][:16]
+    (3, 'ba7816bf8f01cfea')
+    """
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 class CheckpointManager:
@@ -37,8 +75,8 @@ class CheckpointManager:
     >>> manager = CheckpointManager(tempfile.mkdtemp())
     >>> _ = manager.save(model, step=3, extra={"history": []})
     >>> restored, state = manager.restore()
-    >>> state["step"], isinstance(restored, RealNVP)
-    (3, True)
+    >>> state["step"], isinstance(restored, RealNVP), len(state["sha256"])
+    (3, True, 64)
     """
 
     def __init__(self, folder):
@@ -50,40 +88,101 @@ class CheckpointManager:
             return {"checkpoints": []}
         return json.loads(path.read_text())
 
+    def _write_state(self, entries) -> None:
+        _atomic_write_text(self.folder / STATE_FILE, json.dumps({"checkpoints": entries}, indent=1))
+
+    def entries(self) -> list:
+        """The checkpoints the state file names, oldest first (`file`, `step`, hash, extras)."""
+        return self._state()["checkpoints"]
+
     def save(self, model, step: int, extra: dict | None = None) -> Path:
         """Write the checkpoint of global step `step`; keeps the last two."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"step-{step:09d}.keras"
-        tmp = self.folder / f"incomplete-{name}"
+        tmp = self.folder / f"{_INCOMPLETE}{name}"
         model.save(tmp)
+        size, sha256 = file_digest(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the data reaches the disk before the rename can
         os.replace(tmp, self.folder / name)
-        state = self._state()
-        entries = [e for e in state["checkpoints"] if e["file"] != name]
-        entries.append({"file": name, "step": step, **(extra or {})})
-        for old in entries[:-KEEP]:
-            (self.folder / old["file"]).unlink(missing_ok=True)
-        _atomic_write_text(self.folder / STATE_FILE, json.dumps({"checkpoints": entries[-KEEP:]}, indent=1))
+        _fsync_directory(self.folder)
+        entries = [e for e in self.entries() if e["file"] != name]
+        entries.append({"file": name, "step": step, "bytes": size, "sha256": sha256, **(extra or {})})
+        kept = entries[-KEEP:]
+        self._write_state(kept)
+        self._remove_stale({e["file"] for e in kept})
         return self.folder / name
 
-    def restore(self):
-        """`(model, entry)` of the newest checkpoint that loads, or `None` if there is none.
+    def _remove_stale(self, kept):
+        # Checkpoints dropped from the state file, and leftovers of a save that was killed.
+        for path in self.folder.iterdir():
+            stale = path.name.startswith(_INCOMPLETE) or (
+                path.name.startswith("step-") and path.suffix == ".keras" and path.name not in kept
+            )
+            if stale:
+                path.unlink(missing_ok=True)
 
-        A checkpoint that cannot be read (truncated, corrupt) is reported and skipped.
+    def verify(self, entry) -> str | None:
+        """Why the checkpoint of `entry` is not intact (missing, wrong size or hash), or `None`."""
+        path = self.folder / entry["file"]
+        if not path.exists():
+            return "the file is missing"
+        if "sha256" not in entry:  # written before hashes were recorded: nothing to check
+            return None
+        size, sha256 = file_digest(path)
+        if size != entry["bytes"]:
+            return f"it has {size} bytes, {entry['bytes']} were written (truncated?)"
+        if sha256 != entry["sha256"]:
+            return "its SHA-256 differs from the one recorded when it was written"
+        return None
+
+    def restore(self):
+        """`(model, entry)` of the newest intact checkpoint that loads, or `None` if there is none.
+
+        A checkpoint whose size or hash does not match the state file is reported,
+        renamed to `<name>.corrupt` and dropped from the state file; one that fails to
+        load for another reason is reported and skipped.
         """
-        for entry in reversed(self._state()["checkpoints"]):
+        entries = self.entries()
+        for entry in reversed(entries):
             path = self.folder / entry["file"]
+            problem = self.verify(entry)
+            if problem is not None:
+                print(f"warning: checkpoint {path} is damaged ({problem}); using the one before", flush=True)
+                if path.exists():
+                    os.replace(path, path.with_name(path.name + ".corrupt"))
+                self._write_state([e for e in self.entries() if e["file"] != entry["file"]])
+                continue
             try:
                 model = keras.saving.load_model(path)
-            except Exception as error:  # a truncated zip or h5 raises many kinds of errors
+            except Exception as error:  # a damaged file without a recorded hash raises many kinds
                 print(f"warning: checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
-                      "using the one before")
+                      "using the one before", flush=True)
                 continue
             return model, entry
         return None
 
 
 class CheckpointEvery(keras.callbacks.Callback):
-    """Save a checkpoint every `every` global steps during `fit` (`first_step` = step of batch 0)."""
+    """Save a checkpoint every `every` global steps during `fit` (`first_step` = step of batch 0).
+
+    A step that `SkipNonFiniteSteps` skipped is not checkpointed: the newest checkpoint
+    is always that of a step that was applied.
+
+    Example:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from keras_realnvp import RealNVP
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model.compile(optimizer="adam")
+    >>> manager = CheckpointManager(tempfile.mkdtemp())
+    >>> saver = CheckpointEvery(manager, every=2, first_step=0, extra_fn=lambda step: {})
+    >>> images = np.random.uniform(0, 256, (16, 8, 8, 1)).astype("float32")
+    >>> _ = model.fit(images, batch_size=4, shuffle=False, verbose=0, callbacks=[saver])
+    >>> [entry["step"] for entry in manager.entries()]
+    [2, 4]
+    """
 
     def __init__(self, manager: CheckpointManager, every: int, first_step: int, extra_fn):
         super().__init__()
@@ -93,8 +192,10 @@ class CheckpointEvery(keras.callbacks.Callback):
         self.extra_fn = extra_fn
 
     def on_train_batch_end(self, batch, logs=None):
+        from keras_realnvp.training.finite_steps import SKIPPED_KEY
+
         step = self.first_step + batch + 1
-        if self.every and step % self.every == 0:
+        if self.every and step % self.every == 0 and not (logs or {}).get(SKIPPED_KEY):
             if hasattr(self.model, "jax_state_sync"):
                 self.model.jax_state_sync()  # on JAX the weights live outside the model during fit
             self.manager.save(self.model, step, self.extra_fn(step))

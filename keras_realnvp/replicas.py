@@ -1,0 +1,161 @@
+"""Data parallelism: the device scope of `--distribute`, and `tf.distribute` reductions, in this one file.
+
+Under `keras.distribution.DataParallel` (JAX) a training step sees the whole global batch
+as one sharded array, so batch statistics, the loss and the dequantization noise are
+those of the global batch with no help from the model. Under a `tf.distribute` strategy
+(`TrainingRun(distribute=True)` on TensorFlow) each replica runs the step on its own
+slice of the batch, and the model must combine what the replicas computed:
+
+- batch statistics (RunningBatchNorm, the s/t networks' batch norms) sum their
+  per-replica sums with `replica_sum`, so they are those of the global batch;
+- the loss is divided by `num_replicas()`: the optimizer sums the replicas' gradients;
+- the dequantization noise is drawn for the global batch and sliced (`replica_index`),
+  so the noise does not depend on the number of devices.
+
+Keras' own `ops.moments(..., synchronized=True)` raises on JAX and PyTorch and computes
+the variance as E[x^2] - E[x]^2; the helpers here are no-ops outside a multi-replica
+TensorFlow step and keep the two-pass sums of the callers. This module and
+`keras_realnvp.compiled` are the only ones that import a backend (the one in use).
+"""
+
+import contextlib
+
+import keras
+from keras import ops
+
+
+def _replica_context():
+    """The `tf.distribute` replica context of a step running on several replicas, or `None`."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def num_replicas() -> int:
+    """Replicas the current training step runs on: 1 except inside a `tf.distribute` step.
+
+    Example:
+
+    >>> num_replicas()
+    1
+    """
+    context = _replica_context()
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+def replica_index():
+    """This replica's position (0-based) in a `tf.distribute` step; 0 elsewhere.
+
+    Example:
+
+    >>> int(replica_index())
+    0
+    """
+    context = _replica_context()
+    return 0 if context is None else context.replica_id_in_sync_group
+
+
+def replica_sum(x):
+    """`x` summed over the replicas of a `tf.distribute` step (differentiably); else `x`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> ops.convert_to_numpy(replica_sum(np.array([1.0, 2.0], "float32"))).tolist()
+    [1.0, 2.0]
+    """
+    context = _replica_context()
+    if context is None:
+        return x
+    import tensorflow as tf
+
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def moments(x, axes):
+    """`ops.moments(x, axes)`, over the global batch inside a `tf.distribute` step.
+
+    Outside one this is `ops.moments` itself. Inside, the mean and then the variance
+    around it are two all-reduced sums (two passes, as in a single-device computation).
+
+    Example:
+
+    >>> import numpy as np
+    >>> mean, variance = moments(np.array([[1.0], [3.0]], "float32"), axes=(0,))
+    >>> ops.convert_to_numpy(mean).tolist(), ops.convert_to_numpy(variance).tolist()
+    ([2.0], [1.0])
+    """
+    if _replica_context() is None:
+        return ops.moments(x, axes=axes)
+    count = replica_sum(ops.cast(ops.size(x) // ops.shape(x)[-1], x.dtype))
+    mean = replica_sum(ops.sum(x, axis=axes)) / count
+    variance = replica_sum(ops.sum(ops.square(x - mean), axis=axes)) / count
+    return mean, variance
+
+
+def global_batch_slice(draw, shape):
+    """`draw(shape)`, or this replica's slice of `draw` of the global batch in a `tf.distribute` step.
+
+    `draw` maps a shape to a tensor whose first axis is the batch (random noise, say): the
+    replicas of a step all draw for the global batch, from the same generator state, and each
+    keeps its own rows, so the values do not depend on how the batch is split.
+
+    Example:
+
+    >>> import numpy as np
+    >>> tuple(global_batch_slice(lambda s: ops.zeros(s), (3, 2)).shape)
+    (3, 2)
+    """
+    replicas = num_replicas()
+    if replicas == 1:
+        return draw(shape)
+    local = shape[0]
+    values = draw((local * replicas, *shape[1:]))
+    start = replica_index() * local
+    return ops.slice(values, (start, *([0] * (len(shape) - 1))), shape)
+
+
+@contextlib.contextmanager
+def distribution_scope(distribute: bool):
+    """Data parallelism over all local devices for the `with` block; yields the device count.
+
+    JAX: `keras.distribution.DataParallel` (one sharded global batch). TensorFlow: a
+    `tf.distribute.MirroredStrategy` over the local GPUs, else the logical CPU devices;
+    the model must be built and compiled inside the block, and `RealNVP` makes each
+    replica's step equal to the single-device one (see `keras_realnvp.replicas`).
+    PyTorch: a `ValueError` (Keras has no data parallelism for it). With
+    `distribute=False` nothing changes and it yields 1.
+
+    Example:
+
+    >>> with distribution_scope(False) as devices:
+    ...     devices
+    1
+    """
+    if not distribute:
+        yield 1
+        return
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        with keras.distribution.DataParallel(devices=devices).scope():
+            yield len(devices)
+    elif backend == "tensorflow":
+        import tensorflow as tf  # Keras' own keras.distribution runs on JAX only
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+    else:
+        raise ValueError(
+            f"--distribute trains data-parallel with keras.distribution (JAX) or tf.distribute (TensorFlow); "
+            f"the {backend} backend has no data-parallel training in Keras. Use KERAS_BACKEND=jax or tensorflow."
+        )

@@ -1,0 +1,295 @@
+"""Training steps whose loss or gradients are not finite are skipped, counted and reported.
+
+`guard_nonfinite_steps(model)` wraps the model's `train_step` (Keras' own, on every
+backend) so that a step is *undone* when anything it produced is not finite: the loss,
+the new weights, the optimizer's new state (a NaN or infinite gradient always reaches
+Adam's moments) or the batch-norm running averages. An undone step leaves every weight
+(trainable or not), every optimizer variable (moments, iteration count) and the metrics
+exactly as they were; only the random generators advance, as after any step, so the
+following batches and noise are those of an uninterrupted run. The step's logs gain
+`SKIPPED_KEY`: 1.0 when it was undone, 0.0 otherwise.
+
+`SkipNonFiniteSteps` is the callback that installs the guard, counts and reports the
+skipped steps and stops training after `max_consecutive` of them in a row:
+`callback.raise_if_stopped()` then raises `TrainingDivergedError`.
+"""
+
+import keras
+from keras import ops
+
+from keras_realnvp import replicas
+
+SKIPPED_KEY = "nonfinite_step"
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Training stopped: too many consecutive steps had a non-finite loss or gradients.
+
+    Example:
+
+    >>> try:
+    ...     raise TrainingDivergedError("10 consecutive steps were not finite")
+    ... except FloatingPointError as error:
+    ...     print(error)
+    10 consecutive steps were not finite
+    """
+
+
+def _is_float(x):
+    return keras.backend.standardize_dtype(x.dtype).startswith(("float", "bfloat"))
+
+
+def _all_finite(values):
+    checks = [ops.all(ops.isfinite(v)) for v in values if _is_float(v)]
+    return ops.all(ops.stack(checks)) if checks else ops.convert_to_tensor(True)
+
+
+def _skipped_flag(ok):
+    return ops.cast(ops.logical_not(ok), "float32")
+
+
+def _guarded_variables(model):
+    """The state a step must not change when it is undone: weights, optimizer, metrics.
+
+    `model.weights` excludes the random generators' states on purpose: they advance.
+    """
+    seen, variables = set(), []
+    optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
+    for v in [*model.weights, *optimizer_variables, *model.metrics_variables]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            variables.append(v)
+    return variables
+
+
+def _stateless_step(model, train_step):
+    # JAX: `train_step(state, data) -> (logs, state)` is a pure function of the state
+    # tuple (trainable, non-trainable, optimizer, metrics variables), so undoing a step
+    # is choosing the input state over the output one.
+    def guarded_train_step(state, data):
+        logs, stepped = train_step(state, data)
+        weights = {id(v) for v in model.weights}
+        guarded_mask = (
+            [True] * len(model.trainable_variables),
+            [id(v) in weights for v in model.non_trainable_variables],  # not the seed states
+            [True] * len(stepped[2]),
+            [True] * len(stepped[3]),
+        )
+        guarded = [n for news, masks in zip(stepped, guarded_mask) for n, m in zip(news, masks) if m]
+        ok = _all_finite([*guarded, *([logs["loss"]] if "loss" in logs else [])])
+        undone = tuple(
+            [o if m else n for n, o, m in zip(news, olds, masks)]
+            for news, olds, masks in zip(stepped, state, guarded_mask)
+        )
+        # One conditional, not a `where` per variable: XLA compiles the latter very slowly.
+        new_state = ops.cond(ok, lambda: tuple(stepped), lambda: undone)
+        return {**logs, SKIPPED_KEY: _skipped_flag(ok)}, new_state
+
+    return guarded_train_step
+
+
+def _stateful_step(model, train_step):
+    # TensorFlow and PyTorch: `train_step(data) -> logs` assigns the variables in place,
+    # so the guarded state is copied first and assigned back if the step is undone.
+    def guarded_train_step(data):
+        variables = _guarded_variables(model)
+        before = [ops.copy(ops.stop_gradient(v.value)) for v in variables]
+        logs = train_step(data)
+        ok = _all_finite([*[v.value for v in variables], *([logs["loss"]] if "loss" in logs else [])])
+        if replicas.num_replicas() > 1:
+            ok = _undo_in_replicas(model, variables, before, ok)
+        else:
+
+            def undo():
+                for v, old in zip(variables, before):
+                    v.assign(old)
+
+            ops.cond(ok, lambda: None, undo)
+        return {**logs, SKIPPED_KEY: _skipped_flag(ok)}
+
+    return guarded_train_step
+
+
+def _undo_in_replicas(model, variables, before, ok):
+    """A `tf.distribute` step (several replicas): undo it on all of them or on none.
+
+    TensorFlow-specific, and isolated here because it has to be: the replicas agree on
+    `ok` through an all-reduce; the metrics (per-replica, sync-on-read variables) are
+    restored in the replica context, the mirrored weights and optimizer variables in the
+    cross-replica context, as Keras' optimizer updates them (a `merge_call` may not sit
+    inside a conditional in a replica context).
+    """
+    import tensorflow as tf
+
+    ok = ops.equal(replicas.replica_sum(_skipped_flag(ok)), 0.0)
+    metric_ids = {id(v) for v in model.metrics_variables}
+    mirrored = []
+    for v, old in zip(variables, before):
+        if id(v) in metric_ids:
+            v.assign(ops.where(ok, v.value, old))
+        else:
+            mirrored.append((v, old))
+
+    def merge_fn(strategy, ok, olds):
+        ok = strategy.experimental_local_results(ok)[0]
+
+        def undo():
+            for (v, _), old in zip(mirrored, olds):
+                strategy.extended.update(v.value, lambda var, value: var.assign(value), args=(old,), group=False)
+
+        tf.cond(ok, lambda: None, undo)
+
+    tf.distribute.get_replica_context().merge_call(merge_fn, args=(ok, [old for _, old in mirrored]))
+    return ok
+
+
+def guard_nonfinite_steps(model):
+    """Make `model.fit` undo every step whose loss or new state is not finite.
+
+    The model's `train_step` is wrapped (once; later calls do nothing) and its compiled
+    train function discarded so the next `fit` compiles the guarded step. See the
+    module docstring for what "undone" leaves unchanged. Costs one copy (TensorFlow,
+    PyTorch) and one finiteness check of the weights and optimizer state per step.
+
+    Args:
+        model: a compiled `keras.Model` using Keras' default `train_step`.
+
+    Returns:
+        The model.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_realnvp import RealNVP
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model.compile(optimizer="adam")
+    >>> _ = guard_nonfinite_steps(model)
+    >>> images = np.random.uniform(0, 256, (8, 8, 8, 1)).astype("float32")
+    >>> images[4:, 0, 0, 0] = np.nan                     # the second batch of 4 is not finite
+    >>> history = model.fit(images, batch_size=4, shuffle=False, verbose=0)
+    >>> int(model.optimizer.iterations)                  # one step applied, one skipped
+    1
+    """
+    if getattr(model, "_nonfinite_steps_guarded", False):
+        return model
+    if model.optimizer is None:
+        raise ValueError("guard_nonfinite_steps: compile the model first (it has no optimizer).")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if keras.config.is_nnx_enabled():
+            # With NNX, Keras' JAX trainer calls `type(model).train_step`, not the instance's.
+            raise ValueError("guard_nonfinite_steps does not support Keras' JAX NNX mode.")
+        model.train_step = _stateless_step(model, model.train_step)
+    else:
+        model.train_step = _stateful_step(model, model.train_step)
+    model._nonfinite_steps_guarded = True
+    model.train_function = None  # compiled before the guard: rebuilt by the next fit
+    return model
+
+
+class SkipNonFiniteSteps(keras.callbacks.Callback):
+    """Skip, count and report non-finite training steps; stop after too many in a row.
+
+    Installs `guard_nonfinite_steps` on the model it is given. After each batch it reads
+    the step's `SKIPPED_KEY` log; a skipped step is reported (global step, count in a
+    row, total) and recorded in `skipped_steps`. After `max_consecutive` skipped steps in
+    a row it sets `model.stop_training` and `stopped`; `raise_if_stopped()` then raises
+    `TrainingDivergedError` with `message`. The epoch logs (and so the `History`) gain
+    `skipped_steps`, the number skipped that epoch, and keep the metrics of the last
+    step that was not skipped (those of a skipped step are not finite).
+
+    Args:
+        max_consecutive: consecutive skipped steps that stop training (at least 1).
+        first_step: global step of the first batch of the next `fit` (for reports);
+            set the attribute again before each `fit` that resumes later.
+        verbose: print a line for each skipped step.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_realnvp import RealNVP
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model.compile(optimizer="adam")
+    >>> images = np.full((12, 8, 8, 1), np.nan, dtype="float32")   # nothing finite
+    >>> guard = SkipNonFiniteSteps(max_consecutive=2, verbose=0)
+    >>> _ = model.fit(images, batch_size=4, verbose=0, callbacks=[guard])
+    >>> guard.skipped_steps, guard.stopped, int(model.optimizer.iterations)
+    ([1, 2], True, 0)
+    >>> try:
+    ...     guard.raise_if_stopped()
+    ... except TrainingDivergedError as error:
+    ...     print(str(error).split(" had")[0])
+    training stopped at step 2: 2 consecutive steps (1-2)
+    """
+
+    def __init__(self, max_consecutive: int = 10, first_step: int = 0, verbose: int = 1):
+        super().__init__()
+        if int(max_consecutive) < 1:
+            raise ValueError(f"max_consecutive must be at least 1, got {max_consecutive}.")
+        self.max_consecutive = int(max_consecutive)
+        self.first_step = int(first_step)
+        self.verbose = verbose
+        self.skipped_steps = []
+        self.consecutive = 0
+        self.stopped = False
+        self.message = None
+        self._epoch_skipped = 0
+        self._last_good_logs = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        guard_nonfinite_steps(model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_skipped = 0
+        self._last_good_logs = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if SKIPPED_KEY not in logs:
+            raise RuntimeError(
+                "SkipNonFiniteSteps: the train step reports no skipped flag; the model's train "
+                "function was compiled without the guard."
+            )
+        step = self.first_step + batch + 1
+        if not logs[SKIPPED_KEY]:
+            self.consecutive = 0
+            self._last_good_logs = {k: v for k, v in logs.items() if k != SKIPPED_KEY}
+            return
+        self.skipped_steps.append(step)
+        self.consecutive += 1
+        self._epoch_skipped += 1
+        if self.verbose:
+            print(
+                f"warning: step {step} skipped: its loss or gradients are not finite "
+                f"({self.consecutive} in a row, {len(self.skipped_steps)} in all); weights and "
+                "optimizer state are unchanged",
+                flush=True,
+            )
+        if self.consecutive >= self.max_consecutive:
+            self.stopped = True
+            self.model.stop_training = True
+            last_good = step - self.consecutive
+            self.message = (
+                f"training stopped at step {step}: {self.consecutive} consecutive steps "
+                f"({last_good + 1}-{step}) had a loss or gradients that are not finite, so training "
+                f"diverged. The weights and optimizer state are those after step {last_good}. "
+                "Lower the learning rate or check the data."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if logs.pop(SKIPPED_KEY, 0.0):  # the last step was skipped: its logs are not finite
+            for name, value in (self._last_good_logs or {}).items():
+                logs[name] = value
+            if self._last_good_logs is None:
+                for name in ("loss", *[m.name for m in self.model.metrics]):
+                    if name in logs:
+                        logs[name] = float("nan")
+        logs["skipped_steps"] = self._epoch_skipped
+
+    def raise_if_stopped(self):
+        """Raise `TrainingDivergedError(message)` if training was stopped by this callback."""
+        if self.stopped:
+            raise TrainingDivergedError(self.message)
