@@ -186,3 +186,14 @@ def test_logit_rejects_bad_alpha():
 def test_coupling_rejects_unknown_mask():
     with pytest.raises(ValueError, match="mask_type"):
         AffineCoupling("diagonal")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 4, 2), (1, 4, 5, 2), (4, 4, 2)])
+def test_squeeze_refuses_odd_sizes_and_wrong_rank(shape):
+    with pytest.raises(ValueError, match="Squeeze"):
+        Squeeze()(np.zeros(shape, "float32"))
+
+
+def test_squeeze_inverse_refuses_channels_not_divisible_by_four():
+    with pytest.raises(ValueError, match="4C"):
+        Squeeze().inverse(np.zeros((1, 2, 2, 6), "float32"))

@@ -24,13 +24,20 @@ class Squeeze(Bijector):
     [0.0, 1.0, 4.0, 5.0]
     """
 
+    def build(self, input_shape):
+        _check_even(input_shape, "Squeeze")
+        super().build(input_shape)
+
     def call(self, x, condition=None, training=False):
+        _check_even(x.shape, "Squeeze")
         n, h, w, c = ops.shape(x)
         y = ops.reshape(x, (n, h // 2, 2, w // 2, 2, c))
         y = ops.transpose(y, (0, 1, 3, 2, 4, 5))
         return ops.reshape(y, (n, h // 2, w // 2, 4 * c)), self.zero_log_det(x)
 
     def inverse(self, y, condition=None):
+        if len(y.shape) != 4 or (y.shape[-1] is not None and y.shape[-1] % 4):
+            raise ValueError(f"Squeeze.inverse expects (N, H, W, 4C) inputs, got shape {tuple(y.shape)}.")
         n, h, w, c4 = ops.shape(y)
         c = c4 // 4
         x = ops.reshape(y, (n, h, w, 2, 2, c))
@@ -42,3 +49,11 @@ class Squeeze(Bijector):
         h = None if h is None else h // 2
         w = None if w is None else w // 2
         return (n, h, w, 4 * c), (n,)
+
+
+def _check_even(shape, name):
+    if len(shape) != 4:
+        raise ValueError(f"{name} expects (N, H, W, C) inputs, got shape {tuple(shape)}.")
+    odd = [d for d in shape[1:3] if d is not None and d % 2]
+    if odd:
+        raise ValueError(f"{name} needs an even height and width, got shape {tuple(shape)}.")
