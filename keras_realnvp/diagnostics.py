@@ -18,7 +18,8 @@
 
 `format_report` turns the dict into a readable table; `tools/diagnose.py` runs it
 for any preset. The Jacobian is the only part that needs the backend's own autodiff
-(`jax.jacfwd`, `torch.autograd.functional.jacobian`, `tf.GradientTape.jacobian`).
+(`jax.vjp`, `torch.autograd.grad`, `tf.GradientTape`): batched reverse-mode passes, each
+pulling back one-hot cotangents through copies of the example.
 """
 
 import math
@@ -177,38 +178,51 @@ def default_jacobian_size(num_scales: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def _jacobian(fn, x):
-    """The full Jacobian of `fn` (a `(1, ...)` batch to one flat vector) at one example."""
+def _jacobian(batch_fn, x, chunk=64):
+    """The full Jacobian of `batch_fn` at one example `x`, `chunk` rows per reverse pass.
+
+    `batch_fn` maps a batch `(B, *x.shape)` to `(B, n)` and treats examples independently
+    (the flow in inference mode does). Stacking `chunk` copies of `x` and pulling back
+    the cotangents `e_i, ..., e_{i+chunk-1}`, one per copy, yields rows `i..i+chunk-1`
+    of the Jacobian from one backward pass of batch `chunk`: `n / chunk` passes in all,
+    each as fast as a training step's backward pass (the last chunk is zero-padded so
+    every pass has the same shape and compiles once).
+    """
     shape = x.shape
-    flat = x.reshape(-1)
-
-    def flat_fn(v):
-        return fn(ops.reshape(v, (1, *shape)))
-
+    n = x.size
+    chunk = max(1, min(int(chunk), n))
+    stacked = np.broadcast_to(x, (chunk, *shape)).copy()
+    eye = np.eye(n, dtype=x.dtype)
+    padded = np.concatenate([eye, np.zeros((-n % chunk, n), x.dtype)], axis=0)
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        # Forward mode in chunks of basis vectors: the memory of `chunk` passes at a time.
-        push = jax.jit(jax.vmap(lambda t: jax.jvp(flat_fn, (flat,), (t,))[1]))
-        eye = np.eye(flat.size, dtype=flat.dtype)
-        chunk = 64
-        columns = [np.asarray(push(eye[i : i + chunk])) for i in range(0, flat.size, chunk)]
-        return np.concatenate(columns, axis=0).T
-    if backend == "torch":
+        pull = jax.jit(lambda xs, cotangents: jax.vjp(batch_fn, xs)[1](cotangents)[0])
+        rows = [np.asarray(pull(stacked, padded[i : i + chunk])) for i in range(0, n, chunk)]
+    elif backend == "torch":
         import torch
 
-        return torch.autograd.functional.jacobian(flat_fn, torch.tensor(flat)).detach().cpu().numpy()
-    import tensorflow as tf
+        rows = []
+        for i in range(0, n, chunk):
+            xs = torch.tensor(stacked, requires_grad=True)
+            (grad,) = torch.autograd.grad(batch_fn(xs), xs, torch.tensor(padded[i : i + chunk]))
+            rows.append(grad.detach().cpu().numpy())
+    else:
+        import tensorflow as tf
 
-    v = tf.convert_to_tensor(flat)
-    with tf.GradientTape() as tape:
-        tape.watch(v)
-        out = flat_fn(v)
-    return tape.jacobian(out, v).numpy()
+        @tf.function(reduce_retracing=True)
+        def pull(xs, cotangents):
+            with tf.GradientTape() as tape:
+                tape.watch(xs)
+                out = batch_fn(xs)
+            return tape.gradient(out, xs, output_gradients=cotangents)
+
+        rows = [pull(tf.constant(stacked), tf.constant(padded[i : i + chunk])).numpy() for i in range(0, n, chunk)]
+    return np.concatenate([r.reshape(len(r), n) for r in rows], axis=0)[:n]
 
 
-def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOBIAN_MAX_DIMS) -> dict:
+def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOBIAN_MAX_DIMS, chunk=64) -> dict:
     """The model's log-determinant against `slogdet` of its brute-force Jacobian, on a crop.
 
     The same architecture and weights are rebuilt at `size x size` (default
@@ -216,7 +230,8 @@ def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOB
     the top-left crop of each image. `"max_abs_difference"` is the largest
     `|log_det - log|det J||` (nats, float64 model); `"max_abs_difference_float32"` the
     same for the float32 model. Crops of more than `max_dims` values are skipped
-    (`"skipped"` says why): the Jacobian takes one forward-mode pass per dimension.
+    (`"skipped"` says why): the Jacobian takes one backward pass of batch `chunk` per
+    `chunk` crop values.
     """
     from keras_realnvp.models.realnvp import RealNVP
 
@@ -244,9 +259,10 @@ def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOB
     condition = None if labels is None else np.asarray(labels, dtype=dtype)
 
     def flat_latents(v, row):
-        cond = None if condition is None else ops.convert_to_tensor(condition[row : row + 1])
+        # `v` holds copies of one example; its label is repeated to match.
+        cond = None if condition is None else ops.convert_to_tensor(np.repeat(condition[row : row + 1], v.shape[0], 0))
         latents, _ = clone.forward_flow(v, condition=cond, training=False)
-        return ops.concatenate([ops.reshape(z, (-1,)) for z in latents], axis=0)
+        return ops.concatenate([ops.reshape(z, (v.shape[0], -1)) for z in latents], axis=1)
 
     cond_all = None if condition is None else ops.convert_to_tensor(condition)
     _, model_log_det = clone.forward_flow(ops.convert_to_tensor(crop.astype(dtype)), condition=cond_all)
@@ -254,7 +270,7 @@ def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOB
     _, log_det32 = model.forward_flow(ops.convert_to_tensor(crop), condition=cond32)
     brute = []
     for row, example in enumerate(crop.astype(dtype)):
-        matrix = _jacobian(lambda v, row=row: flat_latents(v, row), example)
+        matrix = _jacobian(lambda v, row=row: flat_latents(v, row), example, chunk)
         sign, value = np.linalg.slogdet(matrix.astype("float64"))
         brute.append(float(value) if sign != 0 else float("-inf"))
     brute = np.array(brute)
@@ -299,6 +315,7 @@ def diagnose(
     jacobian_size=None,
     jacobian_examples=1,
     jacobian_max_dims=DEFAULT_JACOBIAN_MAX_DIMS,
+    jacobian_chunk=64,
     temperatures=DEFAULT_TEMPERATURES,
     seed=0,
 ) -> dict:
@@ -313,6 +330,7 @@ def diagnose(
             (default: `default_jacobian_size(model.num_scales)`).
         jacobian_examples: how many images the brute force runs on.
         jacobian_max_dims: skip the brute force above this many crop values.
+        jacobian_chunk: Jacobian rows per backward pass (the batch of that pass).
         temperatures: sampling temperatures checked for finite images.
         seed: seed of the dequantization and of the samples.
 
@@ -363,7 +381,8 @@ def diagnose(
         "images": {"count": int(len(x)), "shape": list(x.shape[1:])},
         "bits_per_dim": {"mean": float(bits.mean()), "finite": bool(np.all(np.isfinite(bits)))},
         "round_trip": _round_trip_error(model, x, labels),
-        "log_det": _log_det_check(model, x[:jacobian_examples], jacobian_size, jacobian_labels, jacobian_max_dims),
+        "log_det": _log_det_check(model, x[:jacobian_examples], jacobian_size, jacobian_labels, jacobian_max_dims,
+                                  jacobian_chunk),
         "coupling_scales": _coupling_scale_ranges(model, x, labels),
         "batch_norm": _batch_norm_statistics(model),
         "extremes": _extreme_values(model, temperatures, seed=seed, labels=labels),

@@ -23,12 +23,16 @@ says). A conditional model gets one-hot label vectors, cycling over its conditio
 At initialization every coupling scale is 0 and the statistics are 1 and 0; pass
 --calibrate N (N training-mode passes over the batch, which set the batch-norm
 statistics as the first training step does) and --perturb STD (Gaussian noise on every
-trainable weight) to look at a model that has moved away from the identity.
+trainable weight) to look at a model that has moved away from the identity, or
+--train-steps N to train the initialized model first: N Adam steps (learning rate 1e-3,
+gradient norm clipped at 100, as the train tool) on the embedded training patches at the
+model's size, batch --train-batch-size, with a progress bar.
 
     python tools/diagnose.py embedded_16
     python tools/diagnose.py cifar10 --batch-size 4 --json
     python tools/diagnose.py celeba_64 --weights init --jacobian-max-dims 4096
     python tools/diagnose.py runs/default/preset --calibrate 1 --perturb 0.05
+    python tools/diagnose.py imagenet_64 --weights init --train-steps 30 --jacobian-max-dims 3072
 
 The exit status is 1 if a check failed outright (non-finite values, a round-trip error
 above --max-round-trip-error pixel levels, or a log-det off by more than
@@ -94,12 +98,19 @@ def parse_args(argv=None):
                         help="training-mode passes over the batch before the checks (init model only; default 0)")
     parser.add_argument("--perturb", type=_non_negative_float, default=0.0,
                         help="std of Gaussian noise added to the init model's trainable weights (default 0)")
+    parser.add_argument("--train-steps", type=_non_negative_int, default=0,
+                        help="Adam steps on the embedded training patches before the checks (init model only; "
+                             "default 0)")
+    parser.add_argument("--train-batch-size", type=_positive_int, default=8,
+                        help="batch of --train-steps (default: 8)")
     parser.add_argument("--jacobian-size", type=_positive_int, default=None,
                         help="side of the brute-force crop (default: the smallest >= 8 the model accepts)")
     parser.add_argument("--jacobian-examples", type=_positive_int, default=1,
                         help="images the brute force runs on (default: 1)")
     parser.add_argument("--jacobian-max-dims", type=_positive_int, default=None,
                         help="skip the brute force above this many crop values (default: 256)")
+    parser.add_argument("--jacobian-chunk", type=_positive_int, default=64,
+                        help="Jacobian rows per backward pass, the batch of that pass (default: 64)")
     parser.add_argument("--temperatures", type=_temperatures, default=(1.0, 3.0, 10.0),
                         help="comma-separated sampling temperatures (default: 1,3,10)")
     parser.add_argument("--max-round-trip-error", type=_non_negative_float, default=1e-2,
@@ -135,6 +146,28 @@ def _images(model, args):
     source = open_source(args.dataset, spec, "eval")
     images = evaluation_images(source, model.image_shape, spec.get("preprocessing", "none"), args.batch_size)
     return images, args.dataset
+
+
+def _train_on_embedded(model, args):
+    """`args.train_steps` Adam steps on embedded training patches at the model's size."""
+    import keras
+    import numpy as np
+
+    from keras_realnvp.data.embedded import embedded_patch_origins, load_embedded_patches
+
+    height, width, _ = model.image_shape
+    if height != width or height > 128 or height % 2:
+        raise ValueError(f"--train-steps trains on square embedded patches of at most 128 pixels; this model "
+                         f"takes {height}x{width}.")
+    patches = load_embedded_patches("train", patch_size=height)
+    count = args.train_steps * args.train_batch_size
+    picks = np.random.default_rng(args.seed).choice(len(patches), count, replace=count > len(patches))
+    inputs = patches[picks]  # uint8: the model dequantizes them with fresh noise
+    if model.condition_dim:
+        photos = embedded_patch_origins("train", height)[picks, 0]  # a patch's class: its photo, one-hot
+        inputs = {"images": inputs, "labels": np.eye(model.condition_dim, dtype="float32")[photos]}
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
+    model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
 
 def _perturb(model, std, seed):
@@ -201,6 +234,8 @@ def main(argv=None):
                     inputs = {"images": inputs, "labels": eye[np.arange(len(images)) % model.condition_dim]}
                 for _ in range(args.calibrate):
                     model(inputs, training=True)
+                if args.train_steps:
+                    _train_on_embedded(model, args)
             # A conditional model gets label vectors: one-hot, cycling over the classes / attributes.
             labels = (None if not model.condition_dim
                       else np.eye(model.condition_dim, dtype="float32")[np.arange(len(images)) % model.condition_dim])
@@ -208,10 +243,12 @@ def main(argv=None):
                 model, images, labels=labels, jacobian_size=args.jacobian_size,
                 jacobian_examples=args.jacobian_examples,
                 jacobian_max_dims=args.jacobian_max_dims or DEFAULT_JACOBIAN_MAX_DIMS,
+                jacobian_chunk=args.jacobian_chunk,
                 temperatures=args.temperatures, seed=args.seed,
             )
             report.update(preset=str(args.preset), weights=kind, dataset=source,
                           calibrate=args.calibrate if kind == "init" else 0,
+                          train_steps=args.train_steps if kind == "init" else 0,
                           perturb=args.perturb if kind == "init" else 0.0)
             report["failures"] = _failures(report, args)
             records.append(report)
@@ -223,8 +260,9 @@ def main(argv=None):
     else:
         for report in records:
             extra = ""
-            if report["weights"] == "init" and (report["calibrate"] or report["perturb"]):
-                extra = f", calibrate={report['calibrate']}, perturb={report['perturb']:g}"
+            if report["weights"] == "init" and (report["calibrate"] or report["perturb"] or report["train_steps"]):
+                extra = (f", calibrate={report['calibrate']}, perturb={report['perturb']:g}, "
+                         f"train_steps={report['train_steps']}")
             print(format_report(report, title=f"{report['preset']} ({report['weights']}{extra})"))
             print()
         for note in notes:
