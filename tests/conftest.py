@@ -1,17 +1,42 @@
-"""Test set-up shared by every backend: float64 support on JAX, fixed seeds."""
+"""Test set-up shared by every backend: float64 on JAX, a compilation cache, fixed seeds.
+
+JAX compiles every new model and training step (tens of seconds on a small CPU), and many
+tests build the same tiny ones, in this process and in the tools they run as subprocesses.
+The persistent compilation cache (set through the environment, so that subprocesses share it)
+lets each distinct program compile once per run; `.cache/jax` is outside version control.
+"""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 if os.environ.get("KERAS_BACKEND", "tensorflow") == "jax":
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".cache" / "jax"))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")  # not the eager ops
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    # A size limit turns on the cache's file lock: two pytest workers and their subprocesses
+    # read and write it at once.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))
     # The brute-force Jacobian tests run tiny models in float64; JAX needs x64 for that.
+    os.environ.setdefault("JAX_ENABLE_X64", "True")
     import jax
 
     jax.config.update("jax_enable_x64", True)
 
 import keras  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """`(output folder, results)` of one uninterrupted `run_tiny`, shared by the whole session."""
+    from helpers import run_tiny
+
+    output = tmp_path_factory.mktemp("tiny-run")
+    return output, run_tiny(output)
 
 
 @pytest.fixture(autouse=True)

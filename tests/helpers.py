@@ -4,6 +4,18 @@ import keras
 import numpy as np
 from keras import ops
 
+# The tiny training run that the training, resume, crash and determinism tests share (the
+# `tiny_run` fixture of conftest.py): two epochs of three steps on the embedded patches.
+TINY = {"filters": 4, "num_blocks": 1}
+TINY_RUN = dict(preset="embedded_16", epochs=2, steps_per_epoch=3, batch_size=8, eval_examples=16, seed=1)
+
+
+def run_tiny(output, **kwargs):
+    """`TrainingRun(**TINY_RUN, output=output, **kwargs).run()`, quiet, with the tiny network."""
+    from keras_realnvp.training import TrainingRun
+
+    return TrainingRun(**{**TINY_RUN, "output": output, "overrides": TINY, "verbose": 0, **kwargs}).run()
+
 
 def to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x))

@@ -12,19 +12,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import TINY, TINY_RUN, run_tiny, to_numpy
 
 from keras_realnvp import RealNVP
-from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError, TrainingRun
+from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"filters": 4, "num_blocks": 1}
-# Small enough to be cheap, long enough (6 steps, a checkpoint each) to be killed mid-run.
-SCHEDULE = dict(preset="embedded_16", epochs=2, steps_per_epoch=3, batch_size=8, eval_examples=16, seed=1)
-
-
-def _run(output, **kwargs):
-    return TrainingRun(**{**SCHEDULE, "output": output, "overrides": TINY, "verbose": 0, **kwargs}).run()
 
 
 def _assert_same_weights(folder, reference, atol=1e-6):
@@ -33,12 +26,10 @@ def _assert_same_weights(folder, reference, atol=1e-6):
         np.testing.assert_allclose(to_numpy(b), to_numpy(a), atol=atol, rtol=0, err_msg=a.path)
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run every interrupted one must reproduce."""
-    output = tmp_path_factory.mktemp("reference")
-    _run(output)
-    return RealNVP.from_preset(str(output / "preset"))
+@pytest.fixture
+def reference(tiny_run):
+    """The uninterrupted run (6 steps) every interrupted one must reproduce."""
+    return RealNVP.from_preset(str(tiny_run[0] / "preset"))
 
 
 class _Snapshots(keras.callbacks.Callback):
@@ -81,7 +72,7 @@ def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(t
     # Adam's first step at a learning rate of 1e6 moves every weight by ~1e6: finite
     # weights whose next losses overflow. Every later step is skipped, and the second in a row stops.
     with pytest.raises(TrainingDivergedError, match=r"2 consecutive steps \(2-3\).*not finite") as raised:
-        _run(tmp_path, learning_rate=1e6, checkpoint_every=1, max_nonfinite_steps=2)
+        run_tiny(tmp_path, learning_rate=1e6, checkpoint_every=1, max_nonfinite_steps=2)
     message = str(raised.value)
     assert "after step 1" in message and "step-000000001.keras (step 1), is intact" in message
     manager = CheckpointManager(tmp_path / "checkpoints")
@@ -94,9 +85,8 @@ def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(t
 
 
 def _train_command(output, *extra):
-    arguments = ["--preset", SCHEDULE["preset"], "--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "8",
-                 "--eval-examples", "16", "--seed", "1", "--filters", "4", "--num-blocks", "1",
-                 "--checkpoint-every", "1", "--output", str(output), *extra]
+    schedule = [f"--{key.replace('_', '-')}={value}" for key, value in {**TINY_RUN, **TINY}.items()]
+    arguments = [*schedule, "--checkpoint-every", "1", "--output", str(output), *extra]
     return [sys.executable, str(ROOT / "tools" / "train.py"), *arguments]
 
 

@@ -9,35 +9,27 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import TINY_RUN, run_tiny, to_numpy
 from test_presets import lay_out_hub_cache
 
 from keras_realnvp import RealNVP
 from keras_realnvp.data.pipeline import evaluation_images
 from keras_realnvp.data.sources import open_source
 from keras_realnvp.evaluation import held_out_bits_per_dim
-from keras_realnvp.training import TrainingRun
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"filters": 4, "num_blocks": 1}
 
 
-def _run(output, **kwargs):
-    settings = dict(preset="embedded_16", output=output, epochs=2, steps_per_epoch=3, batch_size=8,
-                    eval_examples=32, overrides=TINY, verbose=0, seed=1)
-    settings.update(kwargs)
-    return TrainingRun(**settings).run()
-
-
-def _held_out(model, seed=1):
-    pixels = evaluation_images(open_source("embedded", {"patch_size": 16}, "eval"), model.image_shape, limit=32)
+def _held_out(model, seed=TINY_RUN["seed"]):
+    """The held-out bits/dim the tiny run records, recomputed for `model`."""
+    pixels = evaluation_images(open_source("embedded", {"patch_size": 16}, "eval"), model.image_shape,
+                               limit=TINY_RUN["eval_examples"])
     return held_out_bits_per_dim(model, pixels, seed=seed)[0]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    output = tmp_path_factory.mktemp("run")
-    return output, _run(output)
+@pytest.fixture
+def trained(tiny_run):
+    return tiny_run
 
 
 def test_training_writes_a_preset_that_reproduces_its_recorded_bits_per_dim(trained):
@@ -66,28 +58,31 @@ def test_hub_cache_and_publish_dry_run_load_the_same(trained, tmp_path):
     assert uploaded == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
     card = (staging / "README.md").read_text()
     assert "library_name: keras" in card and f"{recorded:.4f}" in card and 'from_preset("hf://me/tiny")' in card
-    for handle, folder in (("hf://me/tiny", staging), ("hf://me/raw", output / "preset")):
-        cache = tmp_path / f"hub-{handle[-3:]}"
+    # Both repos in one offline Hub cache, loaded by one fresh process: the published staging
+    # folder and the train tool's preset folder as it is.
+    cache = tmp_path / "hub"
+    handles = {"hf://me/tiny": staging, "hf://me/raw": output / "preset"}
+    for handle, folder in handles.items():
         lay_out_hub_cache(folder, cache, handle[len("hf://"):])
-        code = (
-            "import sys, json; sys.path.insert(0, sys.argv[1]);"
-            "from test_train_tool import _held_out; from keras_realnvp import RealNVP;"
-            "print(json.dumps(_held_out(RealNVP.from_preset(sys.argv[2]))))"
-        )
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
-        result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests"), handle], env=env,
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        np.testing.assert_allclose(json.loads(result.stdout.strip().splitlines()[-1]), recorded, atol=1e-5)
+    code = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]);"
+        "from test_train_tool import _held_out; from keras_realnvp import RealNVP;"
+        "print(json.dumps([_held_out(RealNVP.from_preset(h)) for h in sys.argv[2:]]))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests"), *handles], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(result.stdout.strip().splitlines()[-1]), [recorded] * 2, atol=1e-5)
 
 
 def test_a_run_stopped_mid_epoch_and_resumed_ends_with_the_same_weights(trained, tmp_path):
     output, _ = trained
     reference = RealNVP.from_preset(str(output / "preset"))
     interrupted = tmp_path / "interrupted"
-    stopped = _run(interrupted, stop_after_steps=4, checkpoint_every=2)  # mid-epoch 2 of 2 (3 steps each)
+    stopped = run_tiny(interrupted, stop_after_steps=4, checkpoint_every=2)  # mid-epoch 2 of 2 (3 steps each)
     assert stopped["stopped_at_step"] == 4
-    _run(interrupted, resume=True)
+    run_tiny(interrupted, resume=True)
     resumed = RealNVP.from_preset(str(interrupted / "preset"))
     for a, b in zip(reference.weights, resumed.weights):
         np.testing.assert_allclose(to_numpy(b), to_numpy(a), atol=1e-6, rtol=0, err_msg=a.path)
@@ -108,7 +103,8 @@ def test_data_parallel_on_two_devices_computes_the_single_device_update(tmp_path
 import sys, json, numpy as np, keras
 from keras_realnvp.training import TrainingRun
 run = TrainingRun("embedded_16", output=sys.argv[1], epochs=1, steps_per_epoch=2, batch_size=8, eval_examples=16,
-                  overrides={"filters": 4, "num_blocks": 1}, verbose=0, seed=3, distribute=sys.argv[2] == "1")
+                  overrides={"num_scales": 1, "filters": 4, "num_blocks": 1}, verbose=0, seed=3,
+                  distribute=sys.argv[2] == "1")
 results = run.run()
 from keras_realnvp import RealNVP
 m = RealNVP.from_preset(sys.argv[1] + "/preset")
@@ -189,4 +185,4 @@ def test_mirrored_strategy_on_two_devices_computes_the_single_device_update(tmp_
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="the error is PyTorch's")
 def test_distribute_on_torch_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="torch backend has no data-parallel training in Keras"):
-        _run(tmp_path, distribute=True)
+        run_tiny(tmp_path, distribute=True)

@@ -70,7 +70,7 @@ class CheckpointManager:
 
     >>> import tempfile
     >>> from keras_realnvp import RealNVP
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
     >>> model.compile(optimizer="adam")
     >>> manager = CheckpointManager(tempfile.mkdtemp())
     >>> _ = manager.save(model, step=3, extra={"history": []})
@@ -174,7 +174,7 @@ class CheckpointEvery(keras.callbacks.Callback):
     >>> import tempfile
     >>> import numpy as np
     >>> from keras_realnvp import RealNVP
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
     >>> model.compile(optimizer="adam")
     >>> manager = CheckpointManager(tempfile.mkdtemp())
     >>> saver = CheckpointEvery(manager, every=2, first_step=0, extra_fn=lambda step: {})

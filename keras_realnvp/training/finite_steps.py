@@ -161,7 +161,7 @@ def guard_nonfinite_steps(model):
 
     >>> import numpy as np
     >>> from keras_realnvp import RealNVP
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
     >>> model.compile(optimizer="adam")
     >>> _ = guard_nonfinite_steps(model)
     >>> images = np.random.uniform(0, 256, (8, 8, 8, 1)).astype("float32")
@@ -208,7 +208,7 @@ class SkipNonFiniteSteps(keras.callbacks.Callback):
 
     >>> import numpy as np
     >>> from keras_realnvp import RealNVP
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
     >>> model.compile(optimizer="adam")
     >>> images = np.full((12, 8, 8, 1), np.nan, dtype="float32")   # nothing finite
     >>> guard = SkipNonFiniteSteps(max_consecutive=2, verbose=0)
