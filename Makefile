@@ -25,11 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	@status=0; for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -n 2 --durations=15 tests keras_realnvp --doctest-modules || status=1; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests keras_realnvp --doctest-modules || status=1; \
 	done; exit $$status
 
 test-backend: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/python -m pytest -q -n 2 --durations=15 tests keras_realnvp --doctest-modules
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests keras_realnvp --doctest-modules
 
 lint: $(STAMP)
 	$(BIN)/ruff check keras_realnvp tools tests
