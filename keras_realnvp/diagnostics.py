@@ -34,9 +34,9 @@ from keras_realnvp.data.embedded import dequantize_numpy
 from keras_realnvp.models.input_checks import check_images
 
 DEFAULT_TEMPERATURES = (1.0, 3.0, 10.0)
-# The brute force takes one forward-mode pass per crop value, in float64. The 8x8x3 crop of
-# the 2- and 3-scale presets (192 values) takes seconds to minutes on a CPU; imagenet_32 needs
-# 16x16x3 (768) and the 5-scale presets 32x32x3 (3072): pass a larger limit (a GPU helps).
+# The brute force takes one backward pass of batch `chunk` per `chunk` crop values, in float64.
+# The 8x8x3 crop of the 2- and 3-scale presets (192 values) takes seconds on a CPU; imagenet_32
+# needs 16x16x3 (768) and the 5-scale presets 32x32x3 (3072): minutes, so pass a larger limit.
 DEFAULT_JACOBIAN_MAX_DIMS = 256
 
 

@@ -29,6 +29,7 @@ load from other processes on the machine affects both sides of a ratio alike.
     python tools/benchmark.py --compare --memory           # plus peak memory at batch 64, every preset
     python tools/benchmark.py --compare --memory-only      # only the peak memory at batch 64, every preset
     python tools/benchmark.py --compare --dtype-policy mixed_bfloat16
+    python tools/benchmark.py --matmul       # can bfloat16 pay off here? float32 vs bfloat16 matmul
 
 Device placement is left to each framework (a GPU if it sees one), so this runs unchanged on
 a GPU machine.
@@ -120,6 +121,32 @@ def machine_description():
         "cpu": cpu, "cpu_flags": flags, "cores": os.cpu_count(), "python": platform.python_version(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }
+
+
+def matmul_throughput(size=1024, repeats=10):
+    """GFLOP/s of a `size`-square PyTorch matrix multiply in float32 and in bfloat16, here.
+
+    Mixed precision can only speed training up where the hardware multiplies bfloat16 faster
+    than float32 (AVX512-BF16 or AMX on x86 CPUs, tensor cores on GPUs); without it PyTorch,
+    XLA and TensorFlow emulate bfloat16 and run slower. This says which case a machine is.
+    """
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = {"device": device, "size": size, **machine_description()}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        a @ b  # warm-up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        result[str(dtype).replace("torch.", "")] = 2 * size**3 * repeats / seconds / 1e9
+    result["bfloat16_over_float32"] = result["bfloat16"] / result["float32"]
+    return result
 
 
 def load_average():
@@ -777,6 +804,8 @@ def parse_args(argv=None):
     parser.add_argument("--quality-steps", type=int, default=0,
                         help="instead of timing: train this many steps on the embedded photo patches and report "
                         "held-out bits/dim (compare float32 with mixed_bfloat16)")
+    parser.add_argument("--matmul", action="store_true",
+                        help="only: float32 and bfloat16 matrix-multiply GFLOP/s on this machine (PyTorch)")
     parser.add_argument("--log", default="benchmark_workers.log", help="--compare: the workers' stderr")
     parser.add_argument("--save-json", default=None, help="also write the JSON record to this file")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -797,6 +826,13 @@ def main(argv=None):
     if args.serve:
         serve(args)
         return None
+    if args.matmul:
+        result = matmul_throughput()
+        print(json.dumps(result) if args.json else
+              f"{result['cpu']} ({result['cores']} cores, flags: {result['cpu_flags'] or 'no avx512/amx'}), "
+              f"{result['device']}: float32 {result['float32']:.1f} GFLOP/s, bfloat16 {result['bfloat16']:.1f} "
+              f"GFLOP/s ({result['bfloat16_over_float32']:.2f}x), {result['size']}x{result['size']} matmul")
+        return result
     if args.compare and args.memory_only:
         names = [name for name in COMPARE_ORDER if name == "torch-baseline" or name in args.backends]
         result = {"machine": machine_description(), "memory": compare_memory(args, names)}
