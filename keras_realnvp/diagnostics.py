@@ -38,6 +38,7 @@ DEFAULT_TEMPERATURES = (1.0, 3.0, 10.0)
 # The 8x8x3 crop of the 2- and 3-scale presets (192 values) takes seconds on a CPU; imagenet_32
 # needs 16x16x3 (768) and the 5-scale presets 32x32x3 (3072): minutes, so pass a larger limit.
 DEFAULT_JACOBIAN_MAX_DIMS = 256
+DEFAULT_JACOBIAN_CHUNK = 64  # Jacobian rows per backward pass
 
 
 def _numpy(x):
@@ -178,7 +179,7 @@ def default_jacobian_size(num_scales: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def _jacobian(batch_fn, x, chunk=64):
+def _jacobian(batch_fn, x, chunk=DEFAULT_JACOBIAN_CHUNK):
     """The full Jacobian of `batch_fn` at one example `x`, `chunk` rows per reverse pass.
 
     `batch_fn` maps a batch `(B, *x.shape)` to `(B, n)` and treats examples independently
@@ -222,7 +223,8 @@ def _jacobian(batch_fn, x, chunk=64):
     return np.concatenate([r.reshape(len(r), n) for r in rows], axis=0)[:n]
 
 
-def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOBIAN_MAX_DIMS, chunk=64) -> dict:
+def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOBIAN_MAX_DIMS,
+                   chunk=DEFAULT_JACOBIAN_CHUNK) -> dict:
     """The model's log-determinant against `slogdet` of its brute-force Jacobian, on a crop.
 
     The same architecture and weights are rebuilt at `size x size` (default
@@ -315,7 +317,7 @@ def diagnose(
     jacobian_size=None,
     jacobian_examples=1,
     jacobian_max_dims=DEFAULT_JACOBIAN_MAX_DIMS,
-    jacobian_chunk=64,
+    jacobian_chunk=DEFAULT_JACOBIAN_CHUNK,
     temperatures=DEFAULT_TEMPERATURES,
     seed=0,
 ) -> dict:

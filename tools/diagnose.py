@@ -109,7 +109,7 @@ def parse_args(argv=None):
                         help="images the brute force runs on (default: 1)")
     parser.add_argument("--jacobian-max-dims", type=_positive_int, default=None,
                         help="skip the brute force above this many crop values (default: 256)")
-    parser.add_argument("--jacobian-chunk", type=_positive_int, default=64,
+    parser.add_argument("--jacobian-chunk", type=_positive_int, default=None,
                         help="Jacobian rows per backward pass, the batch of that pass (default: 64)")
     parser.add_argument("--temperatures", type=_temperatures, default=(1.0, 3.0, 10.0),
                         help="comma-separated sampling temperatures (default: 1,3,10)")
@@ -119,6 +119,16 @@ def parse_args(argv=None):
                         help="float64 log-det difference in nats counted as a failure (default: 0.001)")
     parser.add_argument("--json", action="store_true", help="print one JSON record instead of tables")
     return parser.parse_args(argv)
+
+
+def _check_embedded_size(model, hint):
+    """The model's side if embedded patches fit it (square, even, at most 128), else a ValueError."""
+    height, width, _ = model.image_shape
+    if height != width or height > 128 or height % 2:
+        raise ValueError(
+            f"The embedded patches are square, even and at most 128 pixels; this model takes {height}x{width}. {hint}"
+        )
+    return height
 
 
 def _images(model, args):
@@ -131,11 +141,7 @@ def _images(model, args):
     if args.dataset in (None, "embedded"):
         from keras_realnvp.data.embedded import load_embedded_patches
 
-        if height != width or height > 128 or height % 2:
-            raise ValueError(
-                f"The embedded patches are square, even and at most 128 pixels; this model takes "
-                f"{height}x{width}. Pass --dataset."
-            )
+        _check_embedded_size(model, "Pass --dataset.")
         patches = load_embedded_patches("test", patch_size=height)
         # Evenly spread over the held-out patches: both photos, several regions.
         picks = np.linspace(0, len(patches) - 1, min(args.batch_size, len(patches))).round().astype(int)
@@ -155,10 +161,7 @@ def _train_on_embedded(model, args):
 
     from keras_realnvp.data.embedded import embedded_patch_origins, load_embedded_patches
 
-    height, width, _ = model.image_shape
-    if height != width or height > 128 or height % 2:
-        raise ValueError(f"--train-steps trains on square embedded patches of at most 128 pixels; this model "
-                         f"takes {height}x{width}.")
+    height = _check_embedded_size(model, "--train-steps trains on them.")
     patches = load_embedded_patches("train", patch_size=height)
     count = args.train_steps * args.train_batch_size
     picks = np.random.default_rng(args.seed).choice(len(patches), count, replace=count > len(patches))
@@ -207,7 +210,7 @@ def main(argv=None):
     import numpy as np
 
     from keras_realnvp import RealNVP
-    from keras_realnvp.diagnostics import DEFAULT_JACOBIAN_MAX_DIMS, diagnose, format_report
+    from keras_realnvp.diagnostics import DEFAULT_JACOBIAN_CHUNK, DEFAULT_JACOBIAN_MAX_DIMS, diagnose, format_report
     from keras_realnvp.presets import resolve_preset
 
     kinds = ["init", "trained"] if args.weights == "auto" else [args.weights]
@@ -243,7 +246,7 @@ def main(argv=None):
                 model, images, labels=labels, jacobian_size=args.jacobian_size,
                 jacobian_examples=args.jacobian_examples,
                 jacobian_max_dims=args.jacobian_max_dims or DEFAULT_JACOBIAN_MAX_DIMS,
-                jacobian_chunk=args.jacobian_chunk,
+                jacobian_chunk=args.jacobian_chunk or DEFAULT_JACOBIAN_CHUNK,
                 temperatures=args.temperatures, seed=args.seed,
             )
             report.update(preset=str(args.preset), weights=kind, dataset=source,
