@@ -176,6 +176,23 @@ def test_the_tool_reports_the_trained_weights_of_a_preset_folder(model, tmp_path
     assert trained["log_det"]["max_abs_difference"] < 1e-3
 
 
+def test_train_steps_move_a_conditional_model_off_the_identity_and_the_checks_still_hold(tmp_path, capsys):
+    # At initialization every coupling scale is exactly 0; after Adam steps on the embedded
+    # patches (labels: the photo of each patch, one-hot, as the train tool gives them) it is not.
+    conditional = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, condition_dim=2, seed=0)
+    folder = conditional.save_to_preset(tmp_path / "conditional")
+    common = [str(folder), "--weights", "init", "--json", "--batch-size", "2", "--temperatures", "3",
+              "--jacobian-size", "4"]
+    (untrained,) = _tool().main(common)
+    (trained,) = _tool().main([*common, "--train-steps", "3", "--train-batch-size", "4"])
+    capsys.readouterr()
+    assert untrained["coupling_scales"]["max_abs"] == 0 and untrained["train_steps"] == 0
+    assert trained["train_steps"] == 3 and trained["coupling_scales"]["max_abs"] > 0
+    assert trained["failures"] == [] and trained["log_det"]["max_abs_difference"] < 1e-3
+    assert trained["round_trip"]["max_abs_error"] < 1e-3  # pixel levels
+    keras.backend.clear_session(free_memory=False)
+
+
 def test_the_tool_help_and_errors(capsys):
     tool = _tool()
     with pytest.raises(SystemExit) as exit_info:

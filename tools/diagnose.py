@@ -159,16 +159,16 @@ def _train_on_embedded(model, args):
     import keras
     import numpy as np
 
-    from keras_realnvp.data.embedded import embedded_patch_origins, load_embedded_patches
+    from keras_realnvp.data.sources import EMBEDDED, open_source, source_labels
 
     height = _check_embedded_size(model, "--train-steps trains on them.")
-    patches = load_embedded_patches("train", patch_size=height)
+    source = open_source(EMBEDDED, {"patch_size": height}, "train")
     count = args.train_steps * args.train_batch_size
-    picks = np.random.default_rng(args.seed).choice(len(patches), count, replace=count > len(patches))
-    inputs = patches[picks]  # uint8: the model dequantizes them with fresh noise
-    if model.condition_dim:
-        photos = embedded_patch_origins("train", height)[picks, 0]  # a patch's class: its photo, one-hot
-        inputs = {"images": inputs, "labels": np.eye(model.condition_dim, dtype="float32")[photos]}
+    picks = np.random.default_rng(args.seed).choice(len(source), count, replace=count > len(source))
+    inputs = source.images[picks]  # uint8: the model dequantizes them with fresh noise
+    if model.condition_dim:  # the train tool's labels: a patch's photo, one-hot
+        labels, _ = source_labels(source, {}, model.condition_dim)
+        inputs = {"images": inputs, "labels": labels[picks]}
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
     model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
