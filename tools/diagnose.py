@@ -26,7 +26,8 @@ statistics as the first training step does) and --perturb STD (Gaussian noise on
 trainable weight) to look at a model that has moved away from the identity, or
 --train-steps N to train the initialized model first: N Adam steps (learning rate 1e-3,
 gradient norm clipped at 100, as the train tool) on the embedded training patches at the
-model's size, batch --train-batch-size, with a progress bar.
+model's size, batch --train-batch-size, with a progress bar (a conditional model gets each
+patch's photo, one-hot, in its first label entries).
 
     python tools/diagnose.py embedded_16
     python tools/diagnose.py cifar10 --batch-size 4 --json
@@ -166,9 +167,18 @@ def _train_on_embedded(model, args):
     count = args.train_steps * args.train_batch_size
     picks = np.random.default_rng(args.seed).choice(len(source), count, replace=count > len(source))
     inputs = source.images[picks]  # uint8: the model dequantizes them with fresh noise
-    if model.condition_dim:  # the train tool's labels: a patch's photo, one-hot
-        labels, _ = source_labels(source, {}, model.condition_dim)
-        inputs = {"images": inputs, "labels": labels[picks]}
+    if model.condition_dim:
+        # A patch's label is its photo, one-hot: the train tool's labels where the model has one
+        # entry per photo; a model with more entries (celeba_64_conditional's 40 attributes) gets
+        # the photo's one-hot in its first entries, so its label path is trained too.
+        photos = len(source.class_names)
+        labels, _ = source_labels(source, {}, photos)
+        if model.condition_dim < photos:
+            raise ValueError(f"--train-steps needs condition_dim >= {photos} (the embedded photos); "
+                             f"this model has {model.condition_dim}.")
+        padded = np.zeros((len(labels), model.condition_dim), labels.dtype)
+        padded[:, :photos] = labels
+        inputs = {"images": inputs, "labels": padded[picks]}
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
     model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
