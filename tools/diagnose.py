@@ -160,7 +160,7 @@ def _train_on_embedded(model, args):
     import keras
     import numpy as np
 
-    from keras_realnvp.data.sources import EMBEDDED, open_source, source_labels
+    from keras_realnvp.data.sources import EMBEDDED, open_source
 
     height = _check_embedded_size(model, "--train-steps trains on them.")
     source = open_source(EMBEDDED, {"patch_size": height}, "train")
@@ -168,17 +168,14 @@ def _train_on_embedded(model, args):
     picks = np.random.default_rng(args.seed).choice(len(source), count, replace=count > len(source))
     inputs = source.images[picks]  # uint8: the model dequantizes them with fresh noise
     if model.condition_dim:
-        # A patch's label is its photo, one-hot: the train tool's labels where the model has one
-        # entry per photo; a model with more entries (celeba_64_conditional's 40 attributes) gets
-        # the photo's one-hot in its first entries, so its label path is trained too.
+        # A patch's label is its photo (`source.classes`), one-hot: the train tool's labels where the
+        # model has one entry per photo; a model with more entries (celeba_64_conditional's 40
+        # attributes) gets the photo's one-hot in its first entries, so its label path is trained too.
         photos = len(source.class_names)
-        labels, _ = source_labels(source, {}, photos)
         if model.condition_dim < photos:
             raise ValueError(f"--train-steps needs condition_dim >= {photos} (the embedded photos); "
                              f"this model has {model.condition_dim}.")
-        padded = np.zeros((len(labels), model.condition_dim), labels.dtype)
-        padded[:, :photos] = labels
-        inputs = {"images": inputs, "labels": padded[picks]}
+        inputs = {"images": inputs, "labels": np.eye(model.condition_dim, dtype="float32")[source.classes[picks]]}
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
     model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
