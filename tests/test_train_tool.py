@@ -111,7 +111,8 @@ m = RealNVP.from_preset(sys.argv[1] + "/preset")
 print(json.dumps({"devices": len(keras.distribution.list_devices()), "history": results["history"],
                   "weights": np.concatenate([np.ravel(keras.ops.convert_to_numpy(v)) for v in m.weights]).tolist()}))
 """
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax"}
     outputs = []
     for distribute in ("1", "0"):
         result = subprocess.run([sys.executable, "-c", code, str(tmp_path / distribute), distribute], env=env,

@@ -295,6 +295,26 @@ class RealNVP(keras.Model):
         self._bits_per_dim_tracker.update_state(-y_pred / (self._dims(images) * math.log(2.0)))
         return self.get_metrics_result()
 
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`, and the optimizer's variables are created at once.
+
+        The model is built when it is constructed, so its optimizer can be too. Keras
+        would otherwise create the optimizer's slots while tracing the first training
+        step, which on TensorFlow makes `tf.function` trace that step twice (once to
+        create the variables, once to use them). Same arguments as `keras.Model.compile`.
+
+        Example:
+
+        >>> import keras
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> model.optimizer.built
+        True
+        """
+        super().compile(*args, **kwargs)
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
     # ----------------------------------------------------------- public API
 
     @property
