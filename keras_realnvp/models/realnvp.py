@@ -315,6 +315,25 @@ class RealNVP(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
+    def compile_from_config(self, config):
+        """Compile as `config` (from `get_compile_config`) says: what loading a model does.
+
+        Keras skips compiling a loaded model whose class overrides `compile`, since a
+        custom `compile` might not take Keras' arguments; this one does, so a saved
+        training checkpoint loads with its optimizer and the optimizer's state.
+
+        Example:
+
+        >>> import keras
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> other = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
+        >>> other.compile_from_config(model.get_compile_config())
+        >>> round(float(other.optimizer.learning_rate), 6), other.optimizer.built
+        (0.001, True)
+        """
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     # ----------------------------------------------------------- public API
 
     @property
