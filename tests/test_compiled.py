@@ -158,6 +158,12 @@ def test_mixed_bfloat16_keeps_the_flow_in_float32(rng):
     coupling = model.final_flow.bijectors[0]
     assert coupling.compute_dtype == "float32" and coupling.net.compute_dtype == "bfloat16"
     assert model.logit.compute_dtype == "float32" and model.final_flow.bijectors[1].compute_dtype == "float32"
+    # The network's head computes s and t in float32: they carry more than bfloat16's 8 bits.
+    assert coupling.net.head.compute_dtype == "float32" and coupling.net.head_norm.compute_dtype == "float32"
+    channels = coupling.net.stem.direction.shape[2]
+    out = to_numpy(ops.cast(coupling.net(rng.normal(size=(4, 4, 4, channels)).astype("float32")), "float32"))
+    rounded = to_numpy(ops.cast(ops.cast(out, "bfloat16"), "float32"))
+    assert np.mean(out != rounded) > 0.9, "s/t rounded to bfloat16"
     log_prob = model.log_prob(x)
     assert keras.backend.standardize_dtype(log_prob.dtype) == "float32"
     latents = model.encode(x)

@@ -65,6 +65,15 @@ class CouplingResNet(keras.layers.Layer):
     With `condition_dim`, a label vector `(batch, condition_dim)` is projected to
     `filters` channels and added to the stem (appendix F's conditional model).
 
+    Under a mixed policy (`"mixed_bfloat16"`) the head, its batch norm and 1x1 convolution,
+    computes in the variables' dtype (float32), as Keras' mixed-precision guide advises for
+    a model's outputs. `s` and `t` must resolve shifts far finer than bfloat16's 3
+    significant digits (a dequantization step is 1/256 of the pixel range). Measured with
+    `tools/benchmark.py --quality-steps 100` (cifar10 architecture, TensorFlow): held-out
+    bits/dim 18.0 with a bfloat16 head, 5.8 with this float32 head, 6.2 all in float32;
+    training bits/dim of the last 10 steps 7.67, 5.70 and 5.71. The head is about 0.1%
+    of the network's FLOPs.
+
     Args:
         filters: hidden feature maps.
         num_blocks: residual blocks.
@@ -89,13 +98,16 @@ class CouplingResNet(keras.layers.Layer):
         self.condition_dim = condition_dim
         self.bn_momentum = bn_momentum
 
-        def batch_norm(name):
-            return keras.layers.BatchNormalization(
-                momentum=bn_momentum, epsilon=1e-4, dtype=self.dtype_policy, name=name
-            )
+        policy = self.dtype_policy
+        head_policy = policy  # mixed: the outputs in float32 (see above)
+        if policy.compute_dtype != policy.variable_dtype:
+            head_policy = keras.dtype_policies.DTypePolicy(policy.variable_dtype)
 
-        def conv(filters, size, name, **conv_kwargs):
-            return WeightNormConv2D(filters, size, dtype=self.dtype_policy, name=name, **conv_kwargs)
+        def batch_norm(name, dtype=policy):
+            return keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-4, dtype=dtype, name=name)
+
+        def conv(filters, size, name, dtype=policy, **conv_kwargs):
+            return WeightNormConv2D(filters, size, dtype=dtype, name=name, **conv_kwargs)
 
         self.stem = conv(filters, 3, "stem")
         self.condition_projection = (
@@ -113,9 +125,9 @@ class CouplingResNet(keras.layers.Layer):
                 batch_norm(f"block_{i}_bn_b"),
                 conv(filters, 3, f"block_{i}_conv_b"),
             ]
-        self.head_norm = batch_norm("head_bn")
+        self.head_norm = batch_norm("head_bn", dtype=head_policy)
         self.head = conv(
-            output_channels, 1, "head", scale_initializer=keras.initializers.Constant(0.1)
+            output_channels, 1, "head", dtype=head_policy, scale_initializer=keras.initializers.Constant(0.1)
         )
 
     def build(self, input_shape):
@@ -145,9 +157,11 @@ class CouplingResNet(keras.layers.Layer):
             r = conv_b(batch_norm_relu(bn_b, r, training, bias=conv_a.bias), training=training)
             h = h + r
             skip = skip + skip_conv(h, training=training, add_bias=False)
-        skip_bias = self.skips[0].bias
+        head_dtype = self.head.compute_dtype
+        skip_bias = ops.cast(self.skips[0].bias, head_dtype)
         for conv in self.skips[1:]:
-            skip_bias = skip_bias + conv.bias
+            skip_bias = skip_bias + ops.cast(conv.bias, head_dtype)
+        skip = ops.cast(skip, head_dtype)
         return self.head(batch_norm_relu(self.head_norm, skip, training, bias=skip_bias), training=training)
 
     def weight_scale_variables(self):

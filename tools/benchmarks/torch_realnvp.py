@@ -73,7 +73,9 @@ class CouplingResNet(nn.Module):
             r = conv_b(F.relu(bn_b(r)))
             h = h + r
             skip = skip + skip_conv(h)
-        return self.head(F.relu(self.head_norm(skip)))
+        # Under autocast the head computes in float32, as keras_realnvp's does under a mixed policy.
+        with torch.autocast(skip.device.type, enabled=False):
+            return self.head(F.relu(self.head_norm(skip.float())))
 
     def weight_scales(self):
         return [m.scale for m in self.modules() if isinstance(m, WeightNormConv2d)]
@@ -308,8 +310,9 @@ class Runner:
 
     Images arrive as NHWC uint8 batches (like the Keras model's input); they are moved to
     the device, dequantized and viewed as NCHW in channels_last memory (no copy).
-    `amp_bfloat16` runs the model under `torch.autocast` in bfloat16 (statistics and
-    log-determinants are float32 through autocast's float32 list: log, exp, sums).
+    `amp_bfloat16` runs the model under `torch.autocast` in bfloat16 (the s/t networks'
+    heads are float32, as in keras_realnvp; statistics and log-determinants are float32
+    through autocast's float32 list: log, exp, sums).
     """
 
     def __init__(self, image_shape, num_scales, filters, num_blocks, device=None, channels_last=True,
