@@ -20,11 +20,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_SET_BY_CONFTEST = "KERAS_REALNVP_TEST_THREAD_VARIABLES"
+
+
 def _share_the_cores():
+    """Thread pools of `cores // workers` threads, unless the user set the variables.
+
+    The xdist controller process imports this file too, before it starts the workers, and
+    they inherit its environment: there it sees no worker count and sets the whole machine's
+    cores. The names set here are recorded, so that a worker overrides those values (and
+    only those) with its share.
+    """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     threads = str(max(1, (os.cpu_count() or 1) // workers))
+    ours = set(filter(None, os.environ.get(_SET_BY_CONFTEST, "").split(",")))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(name, threads)
+        if name not in os.environ or name in ours:
+            os.environ[name] = threads
+            ours.add(name)
+    os.environ[_SET_BY_CONFTEST] = ",".join(sorted(ours))
     if threads == "1":  # XLA's CPU client: no Eigen thread pool of its own
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_cpu_multi_thread_eigen" not in flags:
