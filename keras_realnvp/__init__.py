@@ -11,9 +11,14 @@ Example:
 (2,)
 """
 
-from keras_realnvp import bijectors, data, evaluation, networks, visualization
-from keras_realnvp.models import RealNVP
-from keras_realnvp.version import __version__
+# First: XLA reads its CPU flags when JAX first computes (see configure_xla_cpu).
+from keras_realnvp.compiled import configure_xla_cpu
+
+configure_xla_cpu()
+
+from keras_realnvp import bijectors, data, evaluation, networks, visualization  # noqa: E402
+from keras_realnvp.models import RealNVP  # noqa: E402
+from keras_realnvp.version import __version__  # noqa: E402
 
 __all__ = ["RealNVP", "__version__", "bijectors", "data", "evaluation", "networks", "visualization"]
 

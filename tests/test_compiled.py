@@ -6,6 +6,10 @@ on TensorFlow, XLA as well; eager means `run_eagerly=True`. `torch.compile` itse
 tested: on a 2-core CPU it takes minutes to compile even the smallest Real NVP.
 """
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -13,9 +17,9 @@ from helpers import gradient, randomize_weights, to_numpy
 from keras import ops
 
 from keras_realnvp import RealNVP
-from keras_realnvp.compiled import compile_inference, conv_batch_chunks, conv_data_format
+from keras_realnvp.compiled import compile_inference, conv_data_format
 from keras_realnvp.networks import WeightNormConv2D
-from keras_realnvp.networks.coupling_resnet import batch_norm_relu
+from keras_realnvp.networks.coupling_resnet import CouplingResNet, batch_norm_relu
 
 ARCH = {"image_shape": (8, 8, 3), "num_scales": 2, "filters": 4, "num_blocks": 1}
 
@@ -130,21 +134,52 @@ def test_fused_batch_norm_relu_matches_the_keras_layer(rng, training):
     np.testing.assert_allclose(gradient(fused_fn, x), gradient(expected_fn, x), atol=1e-4)
 
 
-def test_convolution_pieces_and_layouts_do_not_change_results(rng):
+def _unfused_coupling_resnet(net, x, training):
+    """The s/t network as its layers compute it one by one: every bias added, Keras' own BN."""
+    h = net.stem(x)
+    skip = net.skips[0](h)
+    for i, skip_conv in enumerate(net.skips[1:]):
+        bn_a, conv_a, bn_b, conv_b = net.block_layers[4 * i : 4 * i + 4]
+        r = conv_a(ops.relu(bn_a(h, training=training)))
+        r = conv_b(ops.relu(bn_b(r, training=training)))
+        h = h + r
+        skip = skip + skip_conv(h)
+    return net.head(ops.relu(net.head_norm(skip, training=training)))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_coupling_resnet_with_folded_biases_matches_its_layers_one_by_one(rng, training):
+    """No bias is added to a feature map (they are folded into the batch norms), same result."""
+    x = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    net, reference = (CouplingResNet(filters=5, num_blocks=2, output_channels=4) for _ in range(2))
+    net.build(x.shape)
+    reference.build(x.shape)
+    randomize_weights(net, seed=3, noise=0.3)  # biases far from 0, moving averages off (0, 1)
+    reference.set_weights(net.get_weights())
+    weights = rng.normal(size=(4, 6, 6, 4)).astype("float32")
+
+    def fused(t):
+        return ops.multiply(net(t, training=training), weights)
+
+    def unfused(t):
+        return ops.multiply(_unfused_coupling_resnet(reference, t, training), weights)
+
+    np.testing.assert_allclose(to_numpy(fused(x)), to_numpy(unfused(x)), atol=1e-5)
+    for a, b in zip(net.weights, reference.weights):  # the same moving-average updates
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-5)
+    np.testing.assert_allclose(gradient(fused, x), gradient(unfused, x), atol=1e-4)
+
+
+def test_convolution_layout_does_not_change_results(rng):
     conv = WeightNormConv2D(6, 3)
     x = rng.normal(size=(16, 32, 32, 3)).astype("float32")
     conv.build(x.shape)
     randomize_weights(conv, seed=4)
-    whole = to_numpy(conv(x, training=False))
-    pieces = to_numpy(conv(x, training=True))  # split into pieces on JAX on a CPU
-    np.testing.assert_allclose(pieces, whole, atol=1e-5)
+    got = to_numpy(conv(x))
     expected = to_numpy(ops.conv(x, conv.effective_kernel(), padding="same")) + to_numpy(conv.bias)
-    np.testing.assert_allclose(whole, expected, atol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(conv.convolve(x)) + to_numpy(conv.bias), got, atol=1e-6)
     assert conv_data_format() == ("channels_first" if keras.backend.backend() == "torch" else "channels_last")
-    chunks = conv_batch_chunks(x.shape)
-    assert 16 % chunks == 0
-    if keras.backend.backend() != "jax":
-        assert chunks == 1
 
 
 def test_mixed_bfloat16_keeps_the_flow_in_float32(rng):
@@ -184,3 +219,22 @@ def test_mixed_bfloat16_keeps_the_flow_in_float32(rng):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     loss = model.train_on_batch(rng.integers(0, 256, (8, 8, 8, 3)).astype("uint8"), return_dict=True)["loss"]
     assert np.isfinite(float(loss))
+
+
+_PRINT_XLA_FLAGS = "import os, keras_realnvp; print(os.environ.get('XLA_FLAGS', ''))"
+
+
+@pytest.mark.parametrize("user_flags", ["", "--xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce"])
+def test_import_sets_the_xla_cpu_flag_for_jax_unless_the_user_did(user_flags):
+    """`import keras_realnvp` adds XLA_CPU_FLAG on JAX (before JAX computes); a user's own value stays."""
+    from keras_realnvp.compiled import XLA_CPU_FLAG, _XLA_CPU_FLAG_SINCE, _jaxlib_version
+
+    env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false {user_flags}".strip()}
+    completed = subprocess.run([sys.executable, "-c", _PRINT_XLA_FLAGS], env=env, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    flags = completed.stdout.strip().splitlines()[-1].split()
+    expected = env["XLA_FLAGS"].split()
+    if keras.backend.backend() == "jax" and not user_flags and _jaxlib_version() >= _XLA_CPU_FLAG_SINCE:
+        expected.append(XLA_CPU_FLAG)
+    assert flags == expected

@@ -29,6 +29,11 @@ load from other processes on the machine affects both sides of a ratio alike.
     python tools/benchmark.py --compare --memory           # plus peak memory at batch 64, every preset
     python tools/benchmark.py --compare --memory-only      # only the peak memory at batch 64, every preset
     python tools/benchmark.py --compare --dtype-policy mixed_bfloat16
+    python tools/benchmark.py --compare --dtype-policy float32,mixed_bfloat16   # mixed vs float32
+
+With several --dtype-policy values, --compare runs a worker per implementation and policy, all
+taking turns in the same rounds, and adds the ratio of each policy's throughput to the same
+implementation's float32 throughput within each round (the mixed-precision speed-up).
     python tools/benchmark.py --matmul       # can bfloat16 pay off here? float32 vs bfloat16 matmul
 
 Device placement is left to each framework (a GPU if it sees one), so this runs unchanged on
@@ -74,6 +79,7 @@ ARCHITECTURES = {
 # Not a paper preset: a seconds-long run to check that the tool works (`--preset smoke`).
 SMOKE = {"smoke": {"image_shape": (16, 16, 3), "num_scales": 2, "filters": 8, "num_blocks": 1}}
 IMPLEMENTATIONS = ("torch-baseline", "keras")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
 COMPARE_ORDER = ("torch-baseline", "torch", "tensorflow", "jax")
 MEMORY_BATCH_SIZE = 64
 
@@ -223,6 +229,7 @@ class KerasSubject:
             import jax
 
             info.update(framework=f"jax {jax.__version__}", device=str(jax.devices()[0].platform))
+            info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
         elif backend == "torch":
             import torch
 
@@ -564,13 +571,13 @@ def _reply(obj):
 # ------------------------------------------------------------------ --compare
 
 
-def _worker_command(args, implementation, extra=()):
+def _worker_command(args, implementation, extra=(), dtype_policy=None):
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--implementation", "torch-baseline" if implementation == "torch-baseline" else "keras",
         "--preset", args.preset, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
         "--eval-batches", str(args.eval_batches), "--warmup", str(args.warmup),
-        "--dtype-policy", args.dtype_policy, "--jit-compile", args.jit_compile,
+        "--dtype-policy", dtype_policy or args.dtype_policy, "--jit-compile", args.jit_compile,
         "--measure", ",".join(args.measure), *extra,
     ]
     env = dict(os.environ)
@@ -582,9 +589,9 @@ def _worker_command(args, implementation, extra=()):
 
 
 class Worker:
-    def __init__(self, args, implementation, log):
-        command, env = _worker_command(args, implementation, ["--serve"])
-        self.name = implementation
+    def __init__(self, args, implementation, log, dtype_policy=None):
+        command, env = _worker_command(args, implementation, ["--serve"], dtype_policy)
+        self.name = implementation if dtype_policy is None else f"{implementation} {dtype_policy}"
         self.process = subprocess.Popen(
             command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
         )
@@ -612,49 +619,64 @@ class Worker:
         self.process.wait()
 
 
+def _worker_key(name, policy, policies):
+    return name if len(policies) == 1 else f"{name} {policy}"
+
+
 def compare(args):
     names = [name for name in COMPARE_ORDER if name == "torch-baseline" or name in args.backends]
+    policies = args.dtype_policies
+    keys = [(name, policy, _worker_key(name, policy, policies)) for name in names for policy in policies]
     log_path = Path(args.log)
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     kinds = [k for k in Measurer.KINDS if k in args.measure]
     started = time.time()
     workers = {}
     try:
-        for name in names:
-            print(f"starting {name} ...", file=sys.stderr, flush=True)
-            workers[name] = Worker(args, name, log)
-        rounds = {name: [] for name in names}
+        for name, policy, key in keys:
+            print(f"starting {key} ...", file=sys.stderr, flush=True)
+            workers[key] = Worker(args, name, log, policy if len(policies) > 1 else None)
+        rounds = {key: [] for _, _, key in keys}
         for r in range(args.rounds):
-            for name in names:
-                rounds[name].append(workers[name].round())
+            for _, _, key in keys:
+                rounds[key].append(workers[key].round())
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         for worker in workers.values():
             worker.close()
         log.close()
     result = {
-        "preset": args.preset, "batch_size": args.batch_size, "dtype_policy": args.dtype_policy,
+        "preset": args.preset, "batch_size": args.batch_size, "dtype_policy": ",".join(policies),
         "architecture": {**architecture(args.preset), "image_shape": list(architecture(args.preset)["image_shape"])},
         "machine": machine_description(), "rounds": args.rounds, "steps_per_round": args.steps,
         "eval_batches_per_round": args.eval_batches, "wall_s": time.time() - started,
-        "load_average": [r["load_average"] for r in rounds["torch-baseline"]], "implementations": {},
+        "load_average": [rd["load_average"] for key in rounds for rd in rounds[key]], "implementations": {},
     }
-    flops = workers["torch-baseline"].info["forward_flops"]
-    for name in names:
-        info = {k: v for k, v in workers[name].info.items() if k not in ("ready", "warmup")}
-        entry = {"info": info}
+    flops = workers[keys[0][2]].info["forward_flops"]
+
+    def round_medians(key, kind):
+        return [statistics.median(rd[kind]) for rd in rounds[key]]
+
+    for name, policy, key in keys:
+        info = {k: v for k, v in workers[key].info.items() if k not in ("ready", "warmup")}
+        entry = {"info": info, "dtype_policy": policy}
         for kind in kinds:
-            times = [rd[kind] for rd in rounds[name]]
+            times = [rd[kind] for rd in rounds[key]]
             summary = summarize(kind, times, flops, args.batch_size)
-            first = workers[name].info["warmup"][kind]["first_call_s"]
+            first = workers[key].info["warmup"][kind]["first_call_s"]
             summary["compile_s"] = max(first - summary["step_s"], 0.0)
-            base = [statistics.median(rd[kind]) for rd in rounds["torch-baseline"]]
-            mine = [statistics.median(rd[kind]) for rd in rounds[name]]
-            ratios = [b / m for b, m in zip(base, mine)]
+            # Ratios of step times within a round: against the baseline under the same policy,
+            # and (for another policy) against the same implementation in float32.
+            mine = round_medians(key, kind)
+            ratios = [b / m for b, m in zip(round_medians(_worker_key("torch-baseline", policy, policies), kind), mine)]
             summary["ratio_to_baseline"] = statistics.median(ratios)
             summary["round_ratios"] = ratios
+            if policy != "float32" and "float32" in policies:
+                speedups = [f / m for f, m in zip(round_medians(_worker_key(name, "float32", policies), kind), mine)]
+                summary["ratio_to_float32"] = statistics.median(speedups)
+                summary["round_ratios_to_float32"] = speedups
             entry[kind] = summary
-        result["implementations"][name] = entry
+        result["implementations"][key] = entry
     if args.memory:
         result["memory"] = compare_memory(args, names)
     return result
@@ -719,7 +741,8 @@ def format_compare(result):
         f"Preset {result['preset']}, batch {result['batch_size']}, {result['dtype_policy']}; "
         f"{m['cpu']} ({m['cores']} cores, {m['cpu_flags']}); medians of {result['rounds']} rounds "
         f"(x {result['steps_per_round']} training steps, x {result['eval_batches_per_round']} evaluation and "
-        f"sampling batches); ratios within each round against the baseline, then their median; "
+        f"sampling batches); ratios within each round against the baseline (under the same dtype policy), "
+        f"then their median; "
         f"load average during the rounds {min(result['load_average']):.1f}-{max(result['load_average']):.1f}.",
         "",
     ]
@@ -728,14 +751,23 @@ def format_compare(result):
     for kind in kinds:
         header += f" {kind} images/s (GFLOP/s) | {kind} ratio [min-max] |"
         rule += " ---: | ---: |"
+    entries = result["implementations"].values()
+    speedups = [k for k in kinds if any("ratio_to_float32" in e.get(k, {}) for e in entries)]
+    for kind in speedups:
+        header += f" {kind} vs float32 [min-max] |"
+        rule += " ---: |"
     header += " train compile s |"
     rule += " ---: |"
     out += [header, rule]
-    for name, entry in result["implementations"].items():
+    several = "," in result["dtype_policy"]
+    for key, entry in result["implementations"].items():
         info = entry["info"]
+        name = key.split(" ")[0]
         label = "plain PyTorch baseline" if name == "torch-baseline" else f"keras_realnvp, {name}"
         if info.get("jit_compile") is not None and name != "torch-baseline":
             label += f" (jit_compile={info['jit_compile']})"
+        if several:
+            label += f", {entry['dtype_policy']}"
         row = f"| {label} |"
         for kind in kinds:
             s = entry[kind]
@@ -744,6 +776,13 @@ def format_compare(result):
                 f" {s['images_per_s']:.2f} ({s['gflop_per_s']:.0f}) | {s['ratio_to_baseline']:.2f}x "
                 f"[{min(ratios):.2f}-{max(ratios):.2f}] |"
             )
+        for kind in speedups:
+            s = entry[kind]
+            if "ratio_to_float32" in s:
+                r = s["round_ratios_to_float32"]
+                row += f" {s['ratio_to_float32']:.2f}x [{min(r):.2f}-{max(r):.2f}] |"
+            else:
+                row += " |"
         row += f" {entry['train']['compile_s']:.0f} |" if "train" in entry else " |"
         out.append(row)
     if "memory" in result:
@@ -784,7 +823,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--implementation", choices=IMPLEMENTATIONS, default="keras",
                         help="keras: keras_realnvp on KERAS_BACKEND; torch-baseline: tools/benchmarks/torch_realnvp.py")
-    parser.add_argument("--dtype-policy", choices=("float32", "mixed_bfloat16"), default="float32")
+    parser.add_argument("--dtype-policy", default="float32",
+                        help="float32 or mixed_bfloat16; with --compare a comma-separated list (e.g. "
+                        "float32,mixed_bfloat16) compares them in the same rounds")
     parser.add_argument("--jit-compile", choices=("auto", "true", "false", "eager"), default="auto",
                         help="passed to model.compile (auto: Keras' default per backend; eager: run_eagerly=True)")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per round")
@@ -812,6 +853,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first call compiles)")
+    args.dtype_policies = args.dtype_policy.split(",")
+    bad = [p for p in args.dtype_policies if p not in DTYPE_POLICIES] or len(set(args.dtype_policies)) < len(
+        args.dtype_policies)
+    if bad:
+        parser.error(f"--dtype-policy: each of {DTYPE_POLICIES} at most once, got {args.dtype_policy!r}")
+    if len(args.dtype_policies) > 1 and not (args.compare and not args.memory_only):
+        parser.error("several --dtype-policy values need --compare (timing)")
+    args.dtype_policy = args.dtype_policies[0]
     unknown = set(args.measure) - set(Measurer.KINDS)
     if unknown:
         parser.error(f"unknown --measure {sorted(unknown)}")

@@ -143,26 +143,38 @@ class CouplingResNet(keras.layers.Layer):
         self.head.build(hidden_shape)
 
     def call(self, x, condition=None, training=False):
-        h = self.stem(x, training=training)
+        # No convolution bias is added to a feature map. The hidden maps are carried as
+        # `h + h_bias`, `h_bias` a vector of the stem's and every block's conv_b's biases, which
+        # the batch norms take as their `bias` (batch_norm_relu); conv_a's bias goes into bn_b
+        # the same way. A 1x1 skip convolution maps the constant `h_bias` to the constant
+        # `h_bias @ kernel`, so the skips' sum also has a vector bias, folded into head_norm.
+        # The inner convolutions run through `convolve`, inside this layer's own call.
+        h = self.stem.convolve(x)
+        h_bias = ops.convert_to_tensor(self.stem.bias)
         if self.condition_projection is not None:
             if condition is None:
                 raise ValueError("This network is conditional: pass the label vector `condition`.")
             h = h + self.condition_projection(condition)[:, None, None, :]
-        # Biases of convolutions followed by a batch norm are folded into it (batch_norm_relu):
-        # conv_a's into bn_b, and the sum of the skip convolutions' into head_norm.
-        skip = self.skips[0](h, training=training, add_bias=False)
+        head_dtype = self.head.compute_dtype
+        skip, skip_bias = self._skip(self.skips[0], h, h_bias, head_dtype)
         for i, skip_conv in enumerate(self.skips[1:]):
             bn_a, conv_a, bn_b, conv_b = self.block_layers[4 * i : 4 * i + 4]
-            r = conv_a(batch_norm_relu(bn_a, h, training), training=training, add_bias=False)
-            r = conv_b(batch_norm_relu(bn_b, r, training, bias=conv_a.bias), training=training)
+            r = conv_a.convolve(batch_norm_relu(bn_a, h, training, bias=h_bias))
+            r = conv_b.convolve(batch_norm_relu(bn_b, r, training, bias=conv_a.bias))
             h = h + r
-            skip = skip + skip_conv(h, training=training, add_bias=False)
-        head_dtype = self.head.compute_dtype
-        skip_bias = ops.cast(self.skips[0].bias, head_dtype)
-        for conv in self.skips[1:]:
-            skip_bias = skip_bias + ops.cast(conv.bias, head_dtype)
+            h_bias = h_bias + conv_b.bias
+            more, more_bias = self._skip(skip_conv, h, h_bias, head_dtype)
+            skip = skip + more
+            skip_bias = skip_bias + more_bias
         skip = ops.cast(skip, head_dtype)
-        return self.head(batch_norm_relu(self.head_norm, skip, training, bias=skip_bias), training=training)
+        return self.head(batch_norm_relu(self.head_norm, skip, training, bias=skip_bias))
+
+    @staticmethod
+    def _skip(conv, h, h_bias, bias_dtype):
+        """`(conv(h) without bias, conv's output for the constant input h_bias, with bias)`."""
+        kernel = conv.effective_kernel()
+        bias = ops.matmul(ops.cast(h_bias, bias_dtype)[None, :], ops.cast(kernel[0, 0], bias_dtype))[0]
+        return conv.convolve(h, kernel), bias + ops.cast(conv.bias, bias_dtype)
 
     def weight_scale_variables(self):
         """The weight-norm magnitudes `g` of every convolution (the L2-penalized ones)."""

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_realnvp.compiled import conv_batch_chunks, conv_data_format
+from keras_realnvp.compiled import conv_data_format
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -52,25 +52,27 @@ class WeightNormConv2D(keras.layers.Layer):
 
     def effective_kernel(self):
         """The kernel actually applied, `g * v / ||v||`."""
-        norm = ops.sqrt(ops.sum(ops.square(self.direction), axis=(0, 1, 2)) + 1e-12)
-        return self.direction * (self.scale / norm)
+        direction = ops.convert_to_tensor(self.direction)
+        norm = ops.sqrt(ops.sum(ops.square(direction), axis=(0, 1, 2)) + 1e-12)
+        return direction * (self.scale / norm)
 
-    def call(self, x, training=False, add_bias=True):
-        """`add_bias=False` leaves the bias to the caller (who folds it into what follows)."""
-        kernel = self.effective_kernel()
-        # In training, XLA on a CPU gets its weight gradient faster piece by piece (see there).
-        chunks = conv_batch_chunks(x.shape) if training else 1
-        pieces = ops.split(x, chunks, axis=0) if chunks > 1 else [x]
-        y = [self._conv(piece, kernel) for piece in pieces]
-        y = ops.concatenate(y, axis=0) if chunks > 1 else y[0]
-        return y + self.bias if add_bias else y
+    def convolve(self, x, kernel=None):
+        """`x` convolved with `kernel` (default: `effective_kernel()`), without the bias.
 
-    @staticmethod
-    def _conv(x, kernel):
+        The call without the layer's `__call__` machinery, for a caller that runs inside an
+        enclosing layer's call with the same dtype policy (`CouplingResNet`), where it saves
+        that fixed cost per convolution on an eagerly run backend.
+        """
+        kernel = self.effective_kernel() if kernel is None else kernel
         if conv_data_format() == "channels_first":  # PyTorch: no layout copies (see there)
             y = ops.conv(ops.transpose(x, (0, 3, 1, 2)), kernel, padding="same", data_format="channels_first")
             return ops.transpose(y, (0, 2, 3, 1))
         return ops.conv(x, kernel, strides=1, padding="same")
+
+    def call(self, x, add_bias=True):
+        """`add_bias=False` leaves the bias to the caller (who folds it into what follows)."""
+        y = self.convolve(x)
+        return y + self.bias if add_bias else y
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)
