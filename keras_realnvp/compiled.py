@@ -75,10 +75,10 @@ def conv_data_format() -> str:
     return "channels_first" if keras.backend.backend() == "torch" else "channels_last"
 
 
-# XLA's CPU compiler hands some operations to the YNNPACK library. Its default (jaxlib 0.8.2 and
-# later) includes dot products, and convolutions then run at about half the speed of XLA's own
-# (Eigen) convolutions, their weight gradients at a quarter; YNNPACK's reductions, on the other
-# hand, are about 20x faster than XLA's. Reductions only: see `configure_xla_cpu`.
+# XLA's CPU compiler hands some operations to the YNNPACK library. In jaxlib 0.10.2 its default
+# includes convolutions, which then run at about half the speed of XLA's own (Eigen) convolutions,
+# their weight gradients at a quarter; YNNPACK's reductions, on the other hand, are about 20x
+# faster than XLA's. Reductions only: see `configure_xla_cpu`.
 XLA_CPU_FLAG = "--xla_cpu_experimental_ynn_fusion_type=reduce"
 _XLA_CPU_FLAG_NAME = "xla_cpu_experimental_ynn_fusion_type"
 _XLA_CPU_FLAG_SINCE = (0, 8, 2)  # the first jaxlib that knows the flag (an unknown flag aborts)
@@ -91,14 +91,14 @@ def configure_xla_cpu(environ=None) -> bool:
     something, so it takes effect unless JAX has already run a computation in the process.
     Measured on 2 cores of an Intel Xeon (jaxlib 0.10.2), a 16 x 32 x 32 x 64 3x3 convolution:
     forward 120 -> 214 GFLOP/s, weight gradient 37 -> 138; the cifar10 architecture at batch 16
-    trains about 1.2x and evaluates about 1.3x faster, and its training step compiles in 37 s
-    instead of 63. Without YNNPACK at all (an empty list), the batch norms' reductions would run
-    about 20x slower. The flag concerns only XLA's CPU backend (a GPU is unaffected).
+    trains about 1.2x and evaluates about 1.3x faster, and its training step compiles in about
+    40 s instead of 63. Without YNNPACK at all (an empty list), the batch norms' reductions would
+    run about 20x slower. The flag concerns only XLA's CPU backend (a GPU is unaffected).
 
     Nothing changes if the backend is not JAX, if `XLA_FLAGS` already sets the flag (to any value:
-    that is how to opt out, e.g. `--xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce`
-    for XLA's default), or if the installed jaxlib is older than 0.8.2 (which lacks the flag).
-    Returns whether the flag was added.
+    that is how to opt out; `--xla_cpu_experimental_ynn_fusion_type=+reduce` keeps XLA's default
+    list), or if the installed jaxlib is older than 0.8.2 (which lacks the flag). Returns whether
+    the flag was added.
 
     Example:
 
