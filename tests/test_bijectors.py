@@ -26,6 +26,9 @@ def _layers():
         "logit": (lambda: Logit(0.05, **kw), (2, 4, 4, 2), "pixels"),
         "squeeze": (lambda: Squeeze(**kw), (2, 4, 4, 2), "reals"),
         "batch_norm": (lambda: RunningBatchNorm(center=True, scale=True, **kw), (2, 4, 4, 3), "reals"),
+        "batch_norm_batch_mode": (
+            lambda: RunningBatchNorm(center=True, scale=True, mode="batch", **kw), (2, 4, 4, 3), "reals"
+        ),
         "checkerboard": (lambda: AffineCoupling("checkerboard", False, 8, 2, **kw), (2, 4, 4, 2), "reals"),
         "checkerboard_reverse": (lambda: AffineCoupling("checkerboard", True, 8, 2, **kw), (2, 4, 4, 2), "reals"),
         "channel": (lambda: AffineCoupling("channel", False, 8, 2, **kw), (2, 2, 2, 6), "reals"),

@@ -129,15 +129,16 @@ def test_save_and_load_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(to_numpy(fresh.bits_per_dim(x)), expected)
 
 
-def test_l2_penalty_covers_exactly_the_weight_scale_parameters():
+def test_loss_is_the_nats_per_image_objective_plus_the_l2_penalty():
     model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=2)
     names = {v.path.rsplit("/", 1)[-1] for v in model.weight_scale_variables()}
     assert names == {"scale"}
-    # 10 couplings x (stem + 3 skips + head + 2 x 2 block convs) + 10 coupling scales.
-    assert len(model.weight_scale_variables()) == 10 * 9 + 10
+    # 10 couplings x (3 skips + head + 2 blocks' conv_b) + 10 coupling scales.
+    assert len(model.weight_scale_variables()) == 10 * 6 + 10
     x = np.full((2, 8, 8, 1), 100.5, "float32")
     y_pred = model(x)
     loss_with = float(to_numpy(model.compute_loss(x=x, y_pred=y_pred)))
     penalty = sum(float(np.sum(to_numpy(v) ** 2)) for v in model.weight_scale_variables())
-    nll = -float(np.mean(to_numpy(y_pred))) / (64 * np.log(2))
-    np.testing.assert_allclose(loss_with, nll + 5e-5 * penalty, rtol=1e-5)
+    np.testing.assert_allclose(float(to_numpy(model.l2_penalty())), penalty, rtol=1e-6)
+    nll_nats = -float(np.mean(to_numpy(y_pred)))  # per image, not per dimension
+    np.testing.assert_allclose(loss_with, nll_nats + 5e-5 * penalty, rtol=1e-6)

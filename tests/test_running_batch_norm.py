@@ -1,7 +1,9 @@
-"""The appendix-E batch normalization: eq. 20-21, gradients, evaluation mode."""
+"""The coupling-output batch normalization in both modes: appendix E's running averages
+(eq. 20-21) and ordinary batch statistics; gradients, log-determinants, evaluation mode."""
 
 import numpy as np
-from helpers import gradient, randomize_weights, to_numpy
+import pytest
+from helpers import brute_force_log_det, gradient, randomize_weights, to_numpy
 from keras import ops
 
 from keras_realnvp import RealNVP
@@ -63,8 +65,60 @@ def test_gradients_flow_through_batch_statistics_only(rng):
     assert np.abs(got - frozen).max() > 1e-3
 
 
-def test_inference_uses_stored_averages(rng):
-    layer = RunningBatchNorm(momentum=0.9)
+def test_batch_mode_normalizes_with_the_batch_and_stores_the_same_averages(rng):
+    rho, eps = 0.8, 1e-4
+    layer = RunningBatchNorm(momentum=rho, epsilon=eps, mode="batch", dtype="float64")
+    mean = var = None
+    for i in range(4):
+        batch = rng.normal(loc=i, scale=1 + i, size=(6, 3, 3, 2))
+        batch_mean, batch_var = batch.mean(axis=(0, 1, 2)), batch.var(axis=(0, 1, 2))
+        mean = batch_mean if mean is None else rho * mean + (1 - rho) * batch_mean
+        var = batch_var if var is None else rho * var + (1 - rho) * batch_var
+        y, log_det = layer(batch, training=True)
+        # Training: this batch's statistics, in the output and in the log-determinant (eq. 18) ...
+        np.testing.assert_allclose(to_numpy(y), (batch - batch_mean) / np.sqrt(batch_var + eps), rtol=1e-10)
+        np.testing.assert_allclose(to_numpy(log_det), np.full(6, -0.5 * np.log(batch_var + eps).sum() * 9), rtol=1e-10)
+        # ... while the stored averages follow eq. 20-21, for evaluation.
+        np.testing.assert_allclose(to_numpy(layer.moving_mean), mean, rtol=1e-10)
+        np.testing.assert_allclose(to_numpy(layer.moving_variance), var, rtol=1e-10)
+
+
+def test_batch_mode_gradients_flow_through_the_whole_batch_statistics(rng):
+    eps = 1e-4
+    layer = RunningBatchNorm(momentum=0.7, epsilon=eps, mode="batch", dtype="float64")
+    layer(rng.normal(size=(5, 2, 2, 3)), training=True)  # some history, which must not matter
+    weights = rng.normal(size=(5, 2, 2, 3))
+    x = rng.normal(size=(5, 2, 2, 3))
+
+    def reference(x):
+        return np.sum(weights * (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + eps))
+
+    step, expected = 1e-6, np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[index] += step
+        down[index] -= step
+        expected[index] = (reference(up) - reference(down)) / (2 * step)
+    got = gradient(lambda x: ops.multiply(layer(x, training=True)[0], ops.convert_to_tensor(weights)), x)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", RunningBatchNorm.MODES)
+def test_evaluation_log_det_is_exact_in_both_modes(mode, rng):
+    layer = RunningBatchNorm(momentum=0.6, mode=mode, center=True, scale=True, dtype="float64")
+    for i in range(3):
+        layer(rng.normal(1.0 + i, 2.0, size=(8, 2, 2, 3)), training=True)
+    randomize_weights(layer, seed=1)
+    x = rng.normal(size=(2, 2, 2, 3))
+    _, log_det = layer(x)
+    # Against the full Jacobian of the evaluation map (autodiff, float64): 1e-9.
+    np.testing.assert_allclose(to_numpy(log_det), brute_force_log_det(lambda v: [layer(v)[0]], x), atol=1e-9)
+    np.testing.assert_allclose(to_numpy(layer.inverse(layer(x)[0])), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", RunningBatchNorm.MODES)
+def test_inference_uses_stored_averages(mode, rng):
+    layer = RunningBatchNorm(momentum=0.9, mode=mode)
     for _ in range(3):
         layer(rng.normal(2.0, 3.0, size=(8, 4, 4, 2)).astype("float32"), training=True)
     before = [to_numpy(v).copy() for v in layer.weights]
@@ -76,8 +130,9 @@ def test_inference_uses_stored_averages(rng):
         np.testing.assert_array_equal(to_numpy(v), b)  # inference never updates
 
 
-def test_evaluation_bits_per_dim_does_not_depend_on_the_rest_of_the_batch(rng):
-    model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1)
+@pytest.mark.parametrize("bn_mode", RunningBatchNorm.MODES)
+def test_evaluation_bits_per_dim_does_not_depend_on_the_rest_of_the_batch(bn_mode, rng):
+    model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, bn_mode=bn_mode)
     randomize_weights(model, seed=0)
     x = rng.uniform(0, 256, size=(6, 8, 8, 3)).astype("float32")
     other = rng.uniform(0, 256, size=(6, 8, 8, 3)).astype("float32")

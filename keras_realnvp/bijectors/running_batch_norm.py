@@ -1,4 +1,5 @@
-"""The running-average batch normalization of appendix E, as a bijector."""
+"""The batch normalization of every coupling's output, as a bijector: appendix E's running
+average (the paper's CIFAR-10 model) or ordinary batch statistics (its other datasets)."""
 
 import keras
 from keras import ops
@@ -9,19 +10,26 @@ from keras_realnvp.bijectors.bijector import Bijector
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
 class RunningBatchNorm(Bijector):
-    """Per-channel normalization whose statistics are running averages (appendix E).
+    """Per-channel batch normalization with its exact log-determinant (§3.7, appendix E).
 
-    In training, with current batch statistics `mu_hat`, `sigma_hat^2`, the layer
-    normalizes with (eq. 20-21)
+    Two modes, as in the paper and the authors' code, differ only in training:
+
+    - `"running_average"` (appendix E; the paper used it on CIFAR-10). In training, with
+      current batch statistics `mu_hat`, `sigma_hat^2`, the layer normalizes with (eq. 20-21)
 
         mu_{t+1} = rho * mu_t + (1 - rho) * mu_hat_t
         sigma^2_{t+1} = rho * sigma^2_t + (1 - rho) * sigma_hat^2_t
 
-    and stores them; gradients flow only through `mu_hat`, `sigma_hat^2`, never
-    through the stored `mu_t`, `sigma^2_t`. The first training step has no history and
-    uses (and stores) the batch statistics themselves. In inference mode (evaluation,
-    encoding, sampling) the stored averages are used, so the map is the same fixed
-    affine bijection for every example. The log-determinant (eq. 18) is
+      and stores them; gradients flow only through `mu_hat`, `sigma_hat^2`, never
+      through the stored `mu_t`, `sigma^2_t`. This keeps training stable with small batches.
+    - `"batch"` (ordinary batch normalization; the paper's other datasets, and the authors'
+      default, `bn_lag = 0`). Training normalizes with `mu_hat`, `sigma_hat^2` themselves and
+      stores the same moving averages as above for evaluation.
+
+    The first training step has no history and stores the batch statistics themselves. In
+    inference mode (evaluation, encoding, sampling) the stored averages are used in both
+    modes, so the map is the same fixed affine bijection for every example. The
+    log-determinant (eq. 18) is
     `-1/2 * sum_c log(sigma_c^2 + eps)` times the number of positions per channel,
     plus `log|gamma_c|` per position when `scale=True`.
 
@@ -31,8 +39,9 @@ class RunningBatchNorm(Bijector):
     (`aggregation="only_first_replica"`), so the mirrored copies never drift apart.
 
     Args:
-        momentum: `rho` of eq. 20-21.
+        momentum: `rho` of eq. 20-21 (also of the stored averages in `"batch"` mode).
         epsilon: added to the variance.
+        mode: `"running_average"` or `"batch"`: the statistics used in training (above).
         center: learn a shift `beta` applied after normalization.
         scale: learn a log-scale `log(gamma)` applied after normalization.
 
@@ -47,12 +56,21 @@ class RunningBatchNorm(Bijector):
     >>> x_back = layer.inverse(layer(x)[0])  # inference mode: stored averages
     >>> float(np.abs(np.asarray(x_back) - x).max()) < 1e-5
     True
+    >>> ordinary = RunningBatchNorm(momentum=0.9, mode="batch")
+    >>> y, _ = ordinary(x + 5.0, training=True)   # normalized with this batch's statistics
+    >>> bool(np.allclose(np.asarray(y).mean(axis=(0, 1, 2)), 0.0, atol=1e-5))
+    True
     """
 
-    def __init__(self, momentum=0.95, epsilon=1e-4, center=False, scale=False, **kwargs):
+    MODES = ("running_average", "batch")
+
+    def __init__(self, momentum=0.95, epsilon=1e-4, center=False, scale=False, mode="running_average", **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"`momentum` must lie in [0, 1), got {momentum}.")
+        if mode not in self.MODES:
+            raise ValueError(f"`mode` must be one of {self.MODES}, got {mode!r}.")
+        self.mode = mode
         self.momentum = momentum
         self.epsilon = epsilon
         self.center = center
@@ -97,6 +115,8 @@ class RunningBatchNorm(Bijector):
         self.moving_mean.assign(ops.cast(ops.stop_gradient(mean), self.moving_mean.dtype))
         self.moving_variance.assign(ops.cast(ops.stop_gradient(variance), self.moving_variance.dtype))
         self.num_updates.assign(self.num_updates + 1)
+        if self.mode == "batch":
+            return batch_mean, batch_variance
         return mean, variance
 
     def _log_scale(self, variance, dtype):
@@ -133,4 +153,5 @@ class RunningBatchNorm(Bijector):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            "mode": self.mode,
         }

@@ -177,10 +177,23 @@ class CouplingResNet(keras.layers.Layer):
         return conv.convolve(h, kernel), bias + ops.cast(conv.bias, bias_dtype)
 
     def weight_scale_variables(self):
-        """The weight-norm magnitudes `g` of every convolution (the L2-penalized ones)."""
-        convs = [self.stem, *self.skips, self.head]
-        convs += [layer for layer in self.block_layers if isinstance(layer, WeightNormConv2D)]
-        return [conv.scale for conv in convs]
+        """The weight-norm magnitudes `g` that the paper's L2 penalty covers.
+
+        Those of the convolutions that have a `magnitude` in the authors' code: every 1x1
+        skip, every block's second 3x3 convolution (`conv_b`) and the head. The stem and each
+        block's first convolution (`conv_a`) have no magnitude there (a pure direction), and
+        their `g` here is not penalized: `conv_a`'s feeds a batch norm, which undoes any scale
+        of it, so a penalty would only shrink it for nothing.
+
+        Example:
+
+        >>> net = CouplingResNet(filters=8, num_blocks=2, output_channels=6)
+        >>> net.build((None, 4, 4, 4))
+        >>> sorted(v.path.split("/")[-2] for v in net.weight_scale_variables())
+        ['block_0_conv_b', 'block_1_conv_b', 'head', 'skip_0', 'skip_1', 'skip_2']
+        """
+        conv_bs = self.block_layers[3::4]
+        return [conv.scale for conv in (*self.skips, *conv_bs, self.head)]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.output_channels)

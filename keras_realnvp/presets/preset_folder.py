@@ -90,6 +90,7 @@ _ARGUMENT_CHECKS = {
     "alpha": (_is_number, "a finite number"),
     "bn_momentum": (_is_number, "a finite number"),
     "bn_epsilon": (_is_number, "a finite number"),
+    "bn_mode": (lambda v: v in ("running_average", "batch"), '"running_average" or "batch"'),
     "l2_scale": (_is_number, "a finite number"),
     "condition_dim": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
     "seed": (lambda v: v is None or _is_int(v), "null or an integer"),

@@ -14,8 +14,9 @@ benchmark asserts it) and the same FLOP count:
 - s/t networks: weight-normalized 3x3 stem, residual blocks of [BN, ReLU, 3x3 conv, BN,
   ReLU, 3x3 conv], 1x1 skip convolutions summed, BN, ReLU, 1x1 head; `s = scale * tanh(.)`;
   checkerboard couplings see `b * x` and the mask as an extra channel;
-- the loss: mean bits/dim plus `l2_scale` times the squared weight-scale parameters; Adam
-  with the global gradient norm clipped at 100.
+- the loss: the mean negative log-likelihood in nats per image plus `l2_scale` times the
+  squared weight-scale parameters (skip, second-block and head magnitudes, coupling scales);
+  Adam with the global gradient norm of that loss clipped at 100.
 
 What makes it "the best hand-written PyTorch" on a CPU: tensors and weights in
 `torch.channels_last` memory format (oneDNN's fast convolution layout on x86), in-place
@@ -78,7 +79,8 @@ class CouplingResNet(nn.Module):
             return self.head(F.relu(self.head_norm(skip.float())))
 
     def weight_scales(self):
-        return [m.scale for m in self.modules() if isinstance(m, WeightNormConv2d)]
+        # As keras_realnvp's CouplingResNet.weight_scale_variables: not the stem's, not conv_a's.
+        return [m.scale for m in (*self.skips, *(block[3] for block in self.blocks), self.head)]
 
 
 def checkerboard_mask(height, width, reverse, device, dtype):
@@ -290,8 +292,7 @@ class TorchRealNVP(nn.Module):
         return scales
 
     def loss(self, x):
-        dims = x[0].numel()
-        nll = -self.log_prob(x).mean() / (dims * math.log(2.0))
+        nll = -self.log_prob(x).mean()  # nats per image, as keras_realnvp's RealNVP.compute_loss
         penalty = torch.stack([s.square().sum() for s in self.weight_scales()]).sum()
         return nll + self.l2_scale * penalty
 
