@@ -23,6 +23,8 @@ The other choices made here are the memory layout convolutions run in
 (`configure_xla_cpu`); see their docstrings.
 """
 
+import os
+
 import keras
 
 
@@ -109,8 +111,6 @@ def configure_xla_cpu(environ=None) -> bool:
     >>> configure_xla_cpu(env)  # once only; a flag already there is left alone
     False
     """
-    import os
-
     environ = os.environ if environ is None else environ
     if keras.backend.backend() != "jax":
         return False

@@ -30,11 +30,11 @@ load from other processes on the machine affects both sides of a ratio alike.
     python tools/benchmark.py --compare --memory-only      # only the peak memory at batch 64, every preset
     python tools/benchmark.py --compare --dtype-policy mixed_bfloat16
     python tools/benchmark.py --compare --dtype-policy float32,mixed_bfloat16   # mixed vs float32
+    python tools/benchmark.py --matmul       # can bfloat16 pay off here? float32 vs bfloat16 matmul
 
 With several --dtype-policy values, --compare runs a worker per implementation and policy, all
 taking turns in the same rounds, and adds the ratio of each policy's throughput to the same
 implementation's float32 throughput within each round (the mixed-precision speed-up).
-    python tools/benchmark.py --matmul       # can bfloat16 pay off here? float32 vs bfloat16 matmul
 
 Device placement is left to each framework (a GPU if it sees one), so this runs unchanged on
 a GPU machine.
@@ -572,6 +572,7 @@ def _reply(obj):
 
 
 def _worker_command(args, implementation, extra=(), dtype_policy=None):
+    """The command line and environment of a worker (`dtype_policy` default: `args.dtype_policy`)."""
     command = [
         sys.executable, str(Path(__file__).resolve()),
         "--implementation", "torch-baseline" if implementation == "torch-baseline" else "keras",
@@ -589,9 +590,9 @@ def _worker_command(args, implementation, extra=(), dtype_policy=None):
 
 
 class Worker:
-    def __init__(self, args, implementation, log, dtype_policy=None):
+    def __init__(self, args, implementation, log, dtype_policy, name):
         command, env = _worker_command(args, implementation, ["--serve"], dtype_policy)
-        self.name = implementation if dtype_policy is None else f"{implementation} {dtype_policy}"
+        self.name = name
         self.process = subprocess.Popen(
             command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
         )
@@ -635,7 +636,7 @@ def compare(args):
     try:
         for name, policy, key in keys:
             print(f"starting {key} ...", file=sys.stderr, flush=True)
-            workers[key] = Worker(args, name, log, policy if len(policies) > 1 else None)
+            workers[key] = Worker(args, name, log, policy, key)
         rounds = {key: [] for _, _, key in keys}
         for r in range(args.rounds):
             for _, _, key in keys:
@@ -659,7 +660,7 @@ def compare(args):
 
     for name, policy, key in keys:
         info = {k: v for k, v in workers[key].info.items() if k not in ("ready", "warmup")}
-        entry = {"info": info, "dtype_policy": policy}
+        entry = {"info": info, "implementation": name, "dtype_policy": policy}
         for kind in kinds:
             times = [rd[kind] for rd in rounds[key]]
             summary = summarize(kind, times, flops, args.batch_size)
@@ -760,9 +761,9 @@ def format_compare(result):
     rule += " ---: |"
     out += [header, rule]
     several = "," in result["dtype_policy"]
-    for key, entry in result["implementations"].items():
+    for entry in result["implementations"].values():
         info = entry["info"]
-        name = key.split(" ")[0]
+        name = entry["implementation"]
         label = "plain PyTorch baseline" if name == "torch-baseline" else f"keras_realnvp, {name}"
         if info.get("jit_compile") is not None and name != "torch-baseline":
             label += f" (jit_compile={info['jit_compile']})"
@@ -854,9 +855,8 @@ def parse_args(argv=None):
     if args.warmup < 1:
         parser.error("--warmup must be at least 1 (the first call compiles)")
     args.dtype_policies = args.dtype_policy.split(",")
-    bad = [p for p in args.dtype_policies if p not in DTYPE_POLICIES] or len(set(args.dtype_policies)) < len(
-        args.dtype_policies)
-    if bad:
+    policies = args.dtype_policies
+    if not set(policies) <= set(DTYPE_POLICIES) or len(set(policies)) < len(policies):
         parser.error(f"--dtype-policy: each of {DTYPE_POLICIES} at most once, got {args.dtype_policy!r}")
     if len(args.dtype_policies) > 1 and not (args.compare and not args.memory_only):
         parser.error("several --dtype-policy values need --compare (timing)")
