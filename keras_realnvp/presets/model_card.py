@@ -1,6 +1,7 @@
 """The Hub model card of a preset and the exact set of files `tools/publish.py` uploads."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,14 @@ from keras_realnvp.presets.preset_folder import (
     read_metadata,
     read_model_config,
 )
+from keras_realnvp.presets.resolve import HF_PREFIX, parse_hf_handle
 
 CARD_FILE = "README.md"
+# What `stage_preset_for_hub` writes, in the order it lists them.
+STAGED_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, CARD_FILE)
+# A conservative subset of git's branch names (git check-ref-format) that the Hub accepts.
+_BRANCH = re.compile(r"(?=.{1,200}$)[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def model_card(metadata: dict, config: dict, repo_id: str) -> str:
@@ -78,22 +85,138 @@ def model_card(metadata: dict, config: dict, repo_id: str) -> str:
     return "\n".join(header + body) + "\n"
 
 
-def stage_preset_for_hub(preset_dir, repo_id: str, staging) -> list[Path]:
+def hub_target(handle: str) -> tuple[str, str | None]:
+    """The repo id and branch that `tools/publish.py` uploads `hf://owner/name[@branch]` to.
+
+    The repo id is checked as huggingface_hub checks it (`validate_repo_id`) and must be
+    `owner/name`; the branch (optional, `None` for the default branch) must be a branch name,
+    not a commit or a `refs/` path. Anything else is a `ValueError` that names the problem.
+
+    Example:
+
+    >>> hub_target("hf://keras-realnvp/celeba_64@v1")
+    ('keras-realnvp/celeba_64', 'v1')
+    >>> hub_target("hf://a b/c d")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: 'hf://a b/c d' is not a valid Hub repo: Repo id must use alphanumeric chars, ...
+    """
+    if not isinstance(handle, str) or not handle.startswith(HF_PREFIX):
+        raise ValueError(f"A Hub repo to publish to is hf://owner/name[@branch], got {handle!r}.")
+    if handle.endswith("@"):  # parse_hf_handle reads an empty revision as the default branch
+        raise ValueError(f"{handle!r} ends with '@' but names no branch; drop the '@' for the default branch.")
+    try:
+        repo_id, revision = parse_hf_handle(handle)
+    except ValueError as error:
+        raise ValueError(f"{error} Publishing needs hf://owner/name[@branch].") from None
+    _check_repo_id(repo_id, handle)
+    if revision is not None:
+        _check_branch(revision, handle)
+    return repo_id, revision
+
+
+def _check_repo_id(repo_id, handle):
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise ValueError(f"{handle!r} is not a valid Hub repo: the repo id must be owner/name, got {repo_id!r}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"{handle!r} is not a valid Hub repo: {error}") from None
+
+
+def _check_branch(branch, handle):
+    if not isinstance(branch, str) or not _BRANCH.fullmatch(branch) or ".." in branch or branch.endswith(".lock"):
+        raise ValueError(
+            f"{handle!r} names the branch {branch!r}; a branch name is letters, digits, '.', '_', '-' and '/' "
+            "(each part starting with a letter, digit or '_', no '..', at most 200 characters)."
+        )
+    if branch.startswith("refs/") or _COMMIT.fullmatch(branch):
+        raise ValueError(
+            f"{handle!r} names {branch!r}, a commit or a git ref; publishing uploads to a branch "
+            "(created if it does not exist), so name one, e.g. hf://owner/name@v1."
+        )
+
+
+def _check_staging(staging: Path, preset_dir: Path):
+    """Refuse any staging folder where writing could overwrite files that are not ours."""
+    if staging.exists() and not staging.is_dir():
+        raise ValueError(f"The staging folder {staging} is a file; name a new or empty folder.")
+    target, source = staging.resolve(), preset_dir.resolve()
+    if target == source or source in target.parents:
+        raise ValueError(
+            f"The staging folder {staging} is the preset folder being published {preset_dir} or inside it; "
+            "name a new or empty folder outside it."
+        )
+    if staging.is_dir():
+        present = sorted(p.name for p in staging.iterdir())
+        if present:
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            raise ValueError(
+                f"The staging folder {staging} is not empty (it holds {shown}); staging writes "
+                f"{', '.join(STAGED_FILES)} only into a new or empty folder, so that no file of yours is overwritten."
+            )
+
+
+def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None = None) -> list[Path]:
     """Copy a preset folder and its model card into `staging`: exactly what gets uploaded.
 
-    The folder is checked first (a readable config, metadata and weights file).
+    The preset folder is checked first (a readable config, metadata and weights file), and
+    so are `repo_id` (`owner/name`, as the Hub accepts it) and `revision` (the branch it goes
+    to, recorded in the staged metadata's `hf_handle`). `staging` must be a new or empty
+    folder outside the preset folder: nothing that is already there is ever overwritten.
+    If writing fails, the files written so far are removed again.
+
+    Example:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> staging = Path(tempfile.mkdtemp()) / "staging"
+    >>> [p.name for p in stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging, "v1")]
+    ['config.json', 'metadata.json', 'model.weights.h5', 'README.md']
+    >>> read_metadata(staging)["weights"]["hf_handle"]
+    'hf://me/tiny@v1'
+    >>> stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: The staging folder ... is not empty (it holds README.md, config.json, ...
     """
     preset_dir, staging = Path(preset_dir), Path(staging)
+    handle = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision is not None else "")
+    _check_repo_id(repo_id, handle)
+    if revision is not None:
+        _check_branch(revision, handle)
+    if not preset_dir.is_dir():
+        raise ValueError(
+            f"There is no preset folder at {preset_dir}; pass the folder tools/train.py wrote (OUTPUT/preset)."
+        )
     config = read_model_config(preset_dir)
     metadata = read_metadata(preset_dir)
     if not (preset_dir / WEIGHTS_FILE).is_file():
         raise ValueError(f"{preset_dir} has no {WEIGHTS_FILE}; publish a trained preset folder.")
-    staging.mkdir(parents=True, exist_ok=True)
+    _check_staging(staging, preset_dir)
+    created = not staging.exists()
+    # The staged metadata tells `resolve_preset` where the weights now live.
+    metadata = {**metadata, "weights": {"published": True, "hf_handle": handle}}
+    written = {
+        CONFIG_FILE: lambda path: shutil.copy2(preset_dir / CONFIG_FILE, path),
+        METADATA_FILE: lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n"),
+        WEIGHTS_FILE: lambda path: shutil.copy2(preset_dir / WEIGHTS_FILE, path),
+        CARD_FILE: lambda path: path.write_text(model_card(metadata, config, repo_id)),
+    }
     files = []
-    for name in (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE):
-        files.append(Path(shutil.copy2(preset_dir / name, staging / name)))
-    metadata = {**metadata, "weights": {"published": True, "hf_handle": f"hf://{repo_id}"}}
-    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    card = staging / CARD_FILE
-    card.write_text(model_card(metadata, config, repo_id))
-    return [*files, card]
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        for name in STAGED_FILES:
+            files.append(staging / name)
+            written[name](files[-1])
+    except OSError as error:
+        # A half-written folder would be refused as non-empty on the next try.
+        for path in files:
+            path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise ValueError(f"Cannot write the staging folder {staging}: {error}") from None
+    return files
