@@ -75,7 +75,7 @@ def forward_flops(model, image_shape=None) -> int:
 
     Read from the model's own layers: every coupling's s/t network at the spatial size
     it runs at. A training step costs about `TRAINING_FLOPS_PER_FORWARD` (3) times this
-    per image. For the paper's CIFAR-10 architecture this is 12.88 GFLOP (PAPER.md §7:
+    per image. For the paper's CIFAR-10 architecture this is 12.88 GFLOP (docs/paper.md §7:
     "about 12.9 GFLOP per image").
 
     Args:

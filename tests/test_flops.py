@@ -9,7 +9,7 @@ from keras_realnvp.networks import WeightNormConv2D
 
 
 def _coupling_macs_per_position(net_in, filters, blocks, net_out):
-    """Multiply-adds per pixel of one CouplingResNet, from the architecture (PAPER.md §2)."""
+    """Multiply-adds per pixel of one CouplingResNet, from the architecture (docs/paper.md §2)."""
     stem = 9 * net_in * filters
     residual = blocks * 2 * 9 * filters * filters
     skips = (blocks + 1) * filters * filters
@@ -29,7 +29,7 @@ def test_cifar10_forward_is_about_12_9_gflop_per_image():
         + 4 * 16 * 16 * _coupling_macs_per_position(7, 128, 8, 12)
     )
     assert flops == 2 * macs
-    # PAPER.md §7: "about 12.9 GFLOP per image (about 6.4 G multiply-adds)".
+    # docs/paper.md §7: "about 12.9 GFLOP per image (about 6.4 G multiply-adds)".
     assert abs(flops / 1e9 - 12.9) < 0.05, flops
     assert TRAINING_FLOPS_PER_FORWARD == 3
 

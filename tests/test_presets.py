@@ -16,7 +16,7 @@ from helpers import randomize_weights, to_numpy
 from keras_realnvp import RealNVP
 from keras_realnvp.presets import builtin_preset_names, preset_metadata
 
-PAPER = {  # PAPER.md §5: scales, hidden maps at the first scale, residual blocks
+PAPER = {  # docs/paper.md §5: scales, hidden maps at the first scale, residual blocks
     "cifar10": ((32, 32, 3), 2, 64, 8, 3.49),
     "imagenet_32": ((32, 32, 3), 4, 32, 4, 4.28),
     "imagenet_64": ((64, 64, 3), 5, 32, 2, 3.98),

@@ -15,7 +15,7 @@ def _pixels(rng, shape):
 
 
 def test_cifar10_depth_round_trip_with_random_weights(rng):
-    # The `cifar10` architecture of PAPER.md: 2 scales, 64 maps, 8 residual blocks.
+    # The `cifar10` architecture of docs/paper.md: 2 scales, 64 maps, 8 residual blocks.
     model = RealNVP(image_shape=(32, 32, 3), num_scales=2, filters=64, num_blocks=8)
     randomize_weights(model, seed=1)
     x = _pixels(rng, (2, 32, 32, 3))
@@ -92,7 +92,7 @@ def test_architecture_matches_the_paper():
         ("checkerboard", 128, False), ("checkerboard", 128, True), ("checkerboard", 128, False),
         ("checkerboard", 128, True),
     ]
-    # PAPER.md §7: about 19.5 M parameters for the CIFAR-10 architecture.
+    # docs/paper.md §7: about 19.5 M parameters for the CIFAR-10 architecture.
     assert 18e6 < model.count_params() < 21e6
 
 

@@ -63,7 +63,7 @@ if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 _BENCHMARKS = Path(__file__).resolve().parent / "benchmarks"
 
-# The paper's architectures (PAPER.md §5). Kept here until the preset registry
+# The paper's architectures (docs/paper.md §5). Kept here until the preset registry
 # (keras_realnvp.presets) exists everywhere; when it is importable, its config.json files are
 # used instead and must agree (see `architecture`).
 _IMAGE_64 = {"image_shape": (64, 64, 3), "num_scales": 5, "filters": 32, "num_blocks": 2}
