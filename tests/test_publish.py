@@ -1,6 +1,8 @@
-"""tools/publish.py: dry runs that never overwrite, checked handles, branches, errors, clean-up.
+"""tools/publish.py: dry runs that never overwrite, checked handles, branches, a card kept on the Hub, errors, clean-up.
 
-Nothing here reaches the Hub: `huggingface_hub.HfApi`'s methods are replaced by recorders.
+Nothing here reaches the Hub: `huggingface_hub.HfApi`'s methods are replaced by recorders (and, to
+see how a missing repo or branch is read, the single metadata request under `HfApi.file_exists`).
+The card's content is tested in tests/test_model_card.py.
 """
 
 import doctest
@@ -14,10 +16,12 @@ import tempfile
 from pathlib import Path
 
 import huggingface_hub
+import huggingface_hub.file_download
 import pytest
+from huggingface_hub.utils import filter_repo_objects
 
 from keras_realnvp import RealNVP
-from keras_realnvp.presets.model_card import hub_target, stage_preset_for_hub
+from keras_realnvp.presets.publishing import hub_target, stage_preset_for_hub
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "publish.py"
@@ -37,14 +41,22 @@ publish = _load_tool()
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory):
     """A tiny untrained preset folder, with the metadata the train tool records."""
+    return _preset_folder(tmp_path_factory.mktemp("run") / "preset", "embedded")
+
+
+def _preset_folder(folder, dataset, **metadata):
+    """A tiny untrained model saved as a preset folder whose run recorded training on `dataset`."""
     model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
     metadata = {
-        "preset": "tiny",
-        "dataset": {"name": "embedded"},
-        "trained": {"held_out_bits_per_dim": 7.25, "held_out_images": 16, "steps": 0, "batch_size": 8},
+        "preset": "embedded_16",
+        "dataset": {"name": "embedded photo patches", "source": "embedded", "patch_size": 16},
+        "paper_bits_per_dim": None,
+        "trained": {"dataset": dataset, "steps": 2, "epochs": 1, "batch_size": 8, "backend": "jax", "seed": 0,
+                    "held_out_bits_per_dim": 7.25, "held_out_standard_error": 0.5, "held_out_images": 16},
         "weights": {"published": False},
+        **metadata,
     }
-    return model.save_to_preset(tmp_path_factory.mktemp("run") / "preset", metadata)
+    return model.save_to_preset(folder, metadata)
 
 
 def _snapshot(folder):
@@ -65,12 +77,19 @@ def _run_main(argv, capsys):
 
 class _Calls(list):
     failure = None  # what the recorded upload_folder raises, if anything
+    card_on_hub = False  # what the recorded file_exists answers for README.md (or an exception it raises)
 
 
 @pytest.fixture
 def hub(monkeypatch):
     """Replaces the HfApi calls the tool makes; records them, with the files staged at upload time."""
     calls = _Calls()
+
+    def file_exists(self, repo_id, filename, **kwargs):
+        calls.append(("file_exists", repo_id, {"filename": filename, **kwargs}))
+        if isinstance(calls.card_on_hub, BaseException):
+            raise calls.card_on_hub
+        return calls.card_on_hub and filename == "README.md"
 
     def create_repo(self, repo_id, **kwargs):
         calls.append(("create_repo", repo_id, kwargs))
@@ -80,12 +99,16 @@ def hub(monkeypatch):
 
     def upload_folder(self, **kwargs):
         folder = Path(kwargs["folder_path"])
-        staged = {"names": sorted(p.name for p in folder.iterdir()),
-                  "metadata": json.loads((folder / "metadata.json").read_text())}
+        names = sorted(p.name for p in folder.iterdir())
+        # What huggingface_hub would upload of the folder: its own filter of ignore_patterns.
+        uploaded = sorted(filter_repo_objects(names, ignore_patterns=kwargs.get("ignore_patterns")))
+        staged = {"names": names, "uploaded": uploaded, "metadata": json.loads((folder / "metadata.json").read_text()),
+                  "card": (folder / "README.md").read_text()}
         calls.append(("upload_folder", kwargs["repo_id"], {**kwargs, "staged": staged}))
         if calls.failure is not None:
             raise calls.failure
 
+    monkeypatch.setattr(huggingface_hub.HfApi, "file_exists", file_exists)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_branch", create_branch)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
@@ -117,9 +140,15 @@ def test_dry_run_stages_exactly_the_upload(preset, tmp_path, capsys, hub, exists
     metadata = json.loads((staging / "metadata.json").read_text())
     assert metadata["weights"] == {"published": True, "hf_handle": "hf://me/tiny"}
     assert metadata["trained"] == json.loads((preset / "metadata.json").read_text())["trained"]
-    card = (staging / "README.md").read_text()
-    assert "library_name: keras" in card and "7.2500" in card and 'from_preset("hf://me/tiny")' in card
-    assert out.splitlines()[0] == "dry run: would upload to hf://me/tiny:" and len(out.splitlines()) == 5
+    card = huggingface_hub.ModelCard((staging / "README.md").read_text())
+    assert card.data.library_name == "keras" and card.data.eval_results[0].metric_value == 7.25
+    assert 'from_preset("hf://me/tiny")' in card.text and "7.2500 ± 0.5000" in card.text
+    lines = out.splitlines()
+    assert lines[0] == "dry run: would upload to hf://me/tiny:" and len(lines) == 6
+    assert [line.split(" (")[0].strip() for line in lines[1:5]] == ["config.json", "metadata.json",
+                                                                     "model.weights.h5", "README.md"]
+    # A dry run asks nothing of the Hub, so it says when the staged card would be uploaded.
+    assert lines[5] == "  (README.md only if hf://me/tiny has none yet; --replace-card uploads it over one)"
     assert hub == []  # a dry run calls no Hub API
 
 
@@ -234,17 +263,20 @@ def test_good_handles_give_the_repo_id_and_branch(preset, tmp_path):
 def test_upload_goes_to_the_branch_of_the_handle(preset, capsys, hub, temporary, handle, branch, private):
     status, out, err = _run_main([preset, handle] + (["--private"] if private else []), capsys)
     assert status == 0, err
-    expected = [("create_repo", "me/tiny", {"exist_ok": True, "private": private})]
+    expected = [("file_exists", "me/tiny", {"filename": "README.md", "revision": branch}),
+                ("create_repo", "me/tiny", {"exist_ok": True, "private": private})]
     if branch:
         expected.append(("create_branch", "me/tiny", {"branch": branch, "exist_ok": True}))
     assert hub[:-1] == expected
     name, repo_id, upload = hub[-1]
     assert (name, repo_id, upload["revision"]) == ("upload_folder", "me/tiny", branch)
-    assert upload["staged"]["names"] == STAGED
+    assert upload["staged"]["names"] == upload["staged"]["uploaded"] == STAGED
     assert upload["staged"]["metadata"]["weights"] == {"published": True, "hf_handle": handle}
+    assert f'RealNVP.from_preset("{handle}")' in upload["staged"]["card"]  # the card names the branch
     assert Path(upload["folder_path"]).parent == temporary
     assert list(temporary.iterdir()) == []  # the staging folder is gone
-    assert out.strip() == f"published {preset} to {handle}; load with RealNVP.from_preset({handle!r})"
+    assert out.splitlines() == [f"published {preset} to {handle}; load with RealNVP.from_preset({handle!r})",
+                                f"model card: uploaded the generated README.md ({handle} had none)"]
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("401 Client Error: Unauthorized\nInvalid credentials"),
@@ -259,8 +291,98 @@ def test_a_failed_upload_still_removes_the_staging_folder(preset, capsys, hub, t
         assert status == 2 and out == ""
         assert err == ["error: Uploading to hf://me/tiny@v1 failed: RuntimeError: 401 Client Error: Unauthorized "
                        "Invalid credentials"]
-    assert [call[0] for call in hub] == ["create_repo", "create_branch", "upload_folder"]
+    assert [call[0] for call in hub] == ["file_exists", "create_repo", "create_branch", "upload_folder"]
     assert list(temporary.iterdir()) == []
+
+
+# A card already on the Hub.
+
+
+@pytest.mark.parametrize("handle", ["hf://me/tiny", "hf://me/tiny@v1"])
+def test_a_card_already_on_the_hub_is_kept(preset, capsys, hub, temporary, handle):
+    hub.card_on_hub = True
+    status, out, err = _run_main([preset, handle], capsys)
+    assert status == 0, err
+    branch = handle.partition("@")[2] or None
+    assert hub[0] == ("file_exists", "me/tiny", {"filename": "README.md", "revision": branch})
+    upload = hub[-1][2]
+    assert upload["ignore_patterns"] == ["README.md"]
+    assert upload["staged"]["uploaded"] == ["config.json", "metadata.json", "model.weights.h5"]
+    assert out.splitlines()[1] == (f"model card: kept the README.md already in {handle}; --replace-card uploads the "
+                                   "generated one over it")
+    assert list(temporary.iterdir()) == []
+
+
+def test_replace_card_uploads_the_generated_card_over_the_one_on_the_hub(preset, capsys, hub, temporary):
+    hub.card_on_hub = True
+    status, out, err = _run_main([preset, "hf://me/tiny@v1", "--replace-card"], capsys)
+    assert status == 0, err
+    upload = hub[-1][2]
+    assert upload["ignore_patterns"] is None and upload["staged"]["uploaded"] == STAGED
+    assert out.splitlines()[1] == ("model card: replaced the README.md in hf://me/tiny@v1 with the generated one "
+                                   "(--replace-card)")
+
+
+def _hub_error(kind, message):
+    """An instance of huggingface_hub's error `kind` without the HTTP response its __init__ wants."""
+    return kind.__new__(kind, message)
+
+
+@pytest.mark.parametrize("missing", ["RepositoryNotFoundError", "RevisionNotFoundError"])
+def test_a_missing_repo_or_branch_has_no_card_so_the_generated_one_is_uploaded(preset, capsys, monkeypatch, missing):
+    # The real HfApi.file_exists, answered by a Hub that has no such repo or branch.
+    asked, uploads = [], []
+
+    def get_hf_file_metadata(url, **kwargs):
+        asked.append(url)
+        raise _hub_error(getattr(huggingface_hub.errors, missing), f"404 {missing}")
+
+    monkeypatch.setattr(huggingface_hub.file_download, "get_hf_file_metadata", get_hf_file_metadata)
+    for name in ("create_repo", "create_branch"):
+        monkeypatch.setattr(huggingface_hub.HfApi, name, lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", lambda self, **kwargs: uploads.append(kwargs))
+    status, out, err = _run_main([preset, "hf://me/tiny@v1"], capsys)
+    assert status == 0, err
+    assert len(asked) == 1 and asked[0].endswith("/me/tiny/resolve/v1/README.md")
+    assert uploads[0]["ignore_patterns"] is None and uploads[0]["revision"] == "v1"
+    assert out.splitlines()[1] == "model card: uploaded the generated README.md (hf://me/tiny@v1 had none)"
+
+
+def test_a_failed_card_check_uploads_nothing(preset, capsys, hub, temporary):
+    hub.card_on_hub = ConnectionError("Connection refused")
+    status, out, err = _run_main([preset, "hf://me/tiny"], capsys)
+    assert status == 2 and out == ""
+    assert err == ["error: Cannot check whether hf://me/tiny already has a README.md: ConnectionError: "
+                   "Connection refused"]
+    assert [call[0] for call in hub] == ["file_exists"] and list(temporary.iterdir()) == []
+
+
+# What the card says of the run.
+
+
+def test_a_run_on_a_local_folder_is_published_as_such(tmp_path, capsys, hub):
+    preset = _preset_folder(tmp_path / "preset", str(tmp_path / "my_folder"))
+    staging = tmp_path / "staging"
+    status, _, err = _run_main([preset, "hf://me/tiny", "--dry-run", staging], capsys)
+    assert status == 0, err
+    text = (staging / "README.md").read_text()
+    card = huggingface_hub.ModelCard(text)
+    assert card.data.datasets is None and card.data.eval_results[0].dataset_name == "a local image folder"
+    assert "Trained on a local image folder for 2 steps, 1 epoch, batch size 8" in text
+    assert "my_folder" not in text and "embedded photo patches" not in text
+
+
+def test_a_preset_without_a_training_record_is_refused_with_nothing_written(tmp_path, capsys, hub, temporary):
+    preset = _preset_folder(tmp_path / "preset", "embedded")
+    metadata = json.loads((preset / "metadata.json").read_text())
+    del metadata["trained"]
+    (preset / "metadata.json").write_text(json.dumps(metadata))
+    staging = tmp_path / "staging"
+    for argv in ([preset, "hf://me/tiny", "--dry-run", staging], [preset, "hf://me/tiny"]):
+        status, out, err = _run_main(argv, capsys)
+        assert status == 2 and out == "" and len(err) == 1
+        assert err[0].startswith(f"error: {preset}: The preset's metadata.json has no 'trained' entry")
+    assert not staging.exists() and list(temporary.iterdir()) == [] and hub == []
 
 
 def test_a_bad_preset_folder_is_refused_and_leaves_no_temporary_folder(preset, tmp_path, capsys, hub, temporary):

@@ -80,6 +80,15 @@ def test_trained_toy_model_puts_density_on_the_data_not_off_it(trained, training
             panel = figure[top + 14 : top + 142, left : left + 128].astype(int)
             coloured = np.ptp(panel, axis=-1) > 60  # points are saturated; grid lines and text are grey
             assert coloured.sum() > 200, (top, left, coloured.sum())
+    # Each title strip holds its title and nothing else: the trained map sends grid lines and points
+    # far out of the Z and X boxes, yet the strips are those of an untrained model's figure, whose
+    # lines and points stay inside. Identical strips also mean nothing of the plot covers the title.
+    untrained = toy_figure(RealNVP2D(**TOY_2D_CONFIG, seed=0), held_out, seed=0, panel_size=128)
+    for top in (4, 4 + 142 + 4):
+        for left in (4, 4 + 128 + 4):
+            strip = figure[top : top + 14, left : left + 128]
+            np.testing.assert_array_equal(strip, untrained[top : top + 14, left : left + 128])
+            assert strip.min() < 80 and np.ptp(strip.astype(int), axis=-1).max() == 0  # black text on white only
 
 
 def test_toy_model_is_the_coupling_layer_and_exactly_invertible(rng):

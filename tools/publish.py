@@ -1,12 +1,18 @@
-"""Publish a preset folder to the Hugging Face Hub, with a model card.
+"""Publish a trained preset folder to the Hugging Face Hub, with a model card.
 
     python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64
     python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64@v1
     python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64 --dry-run staging/
 
-The card (README.md) has `library_name: keras`, tags, the dataset, the measured held-out
-bits/dim next to the paper's, and how to load the model. The staged `metadata.json` records
-the handle the weights are published at.
+The preset folder must be one a training run wrote (tools/train.py's OUTPUT/preset): the card is
+written from what the run recorded in its metadata (`trained`), and a preset without that
+record is refused. The card (README.md) has the Hub metadata (`library_name: keras`,
+`pipeline_tag: unconditional-image-generation`, tags, license, the Hub dataset the run trained
+on, and a model-index with the held-out bits/dim), names the data the run actually trained on (a
+local folder only as "a local image folder"), the paper's bits/dim where the run trained on the
+preset's own dataset, the objective, and how to load the model: `RealNVP.from_preset` and
+`keras.saving.load_model` after `import keras_realnvp`. The staged `metadata.json` records the
+handle the weights are published at.
 
 `--dry-run FOLDER` writes exactly the files that would be uploaded (config.json, metadata.json,
 model.weights.h5, README.md) into FOLDER and uploads nothing. FOLDER must be new or empty, and
@@ -15,14 +21,18 @@ outside the preset folder: a file, a folder that holds anything, or the preset f
 `--dry-run`, the files are staged in a temporary folder, which is removed afterwards whether
 the upload succeeded or not.
 
+A README.md already in the repo (at that branch) is kept: the upload leaves the generated card
+out, so that a card edited on the Hub is not overwritten by the next upload of the weights.
+`--replace-card` uploads the generated card over it. The output says which happened.
+
 `hf://owner/name@branch` uploads to that branch, creating it (from the default branch) if the
 repo does not have it yet; `RealNVP.from_preset("hf://owner/name@branch")` then loads it.
 Without `@branch` the upload goes to the default branch. The repo id is checked as the Hub
 checks it, and the branch must be a branch name (not a commit hash or a `refs/` path).
 
-Uploading uses `huggingface_hub` (log in with `hf auth login`, `huggingface-cli login` before
-huggingface_hub 0.34, or set HF_TOKEN). Every error (bad arguments, a bad preset folder or
-staging folder, a failed upload) is one line `error: ...` on stderr and exit status 2.
+Uploading uses `huggingface_hub`: log in with `hf auth login`, or set HF_TOKEN. Every error
+(bad arguments, a bad preset folder or staging folder, a failed upload) is one line
+`error: ...` on stderr and exit status 2.
 """
 
 import argparse
@@ -50,8 +60,8 @@ def parse_args(argv=None):
     Example:
 
     >>> args = parse_args(["runs/x/preset", "hf://me/x@v1", "--dry-run", "staging"])
-    >>> args.handle, str(args.dry_run), args.private
-    ('hf://me/x@v1', 'staging', False)
+    >>> args.handle, str(args.dry_run), args.private, args.replace_card
+    ('hf://me/x@v1', 'staging', False, False)
     """
     parser = _Parser(prog="publish.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset_dir", type=Path, help="preset folder written by tools/train.py (output/preset)")
@@ -59,6 +69,8 @@ def parse_args(argv=None):
     parser.add_argument("--dry-run", type=Path, default=None, metavar="FOLDER",
                         help="write the files that would be uploaded into FOLDER (new or empty); upload nothing")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--replace-card", action="store_true",
+                        help="upload the generated README.md even where the repo (branch) already has one")
     return parser.parse_args(argv)
 
 
@@ -90,7 +102,13 @@ def main(argv=None):
 
 
 def _publish(args):
-    from keras_realnvp.presets.model_card import hub_target, stage_preset_for_hub
+    from keras_realnvp.presets.publishing import (
+        CARD_KEPT,
+        CARD_NEW,
+        hub_target,
+        stage_preset_for_hub,
+        upload_preset_folder,
+    )
 
     repo_id, branch = hub_target(args.handle)
     handle = f"hf://{repo_id}" + (f"@{branch}" if branch else "")
@@ -100,31 +118,23 @@ def _publish(args):
         print(f"dry run: would upload to {handle}{where}:")
         for path in files:
             print(f"  {path.name} ({path.stat().st_size} bytes)")
+        if not args.replace_card:
+            print(f"  (README.md only if {handle} has none yet; --replace-card uploads it over one)")
         return files
     staging = Path(tempfile.mkdtemp(prefix="realnvp-publish-"))
     try:
         files = stage_preset_for_hub(args.preset_dir, repo_id, staging, revision=branch)
-        _upload(staging, repo_id, branch, args.private, handle)
+        card = upload_preset_folder(staging, repo_id, branch, private=args.private, replace_card=args.replace_card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"published {args.preset_dir} to {handle}; load with RealNVP.from_preset({handle!r})")
+    if card == CARD_KEPT:
+        print(f"model card: kept the README.md already in {handle}; --replace-card uploads the generated one over it")
+    elif card == CARD_NEW:
+        print(f"model card: uploaded the generated README.md ({handle} had none)")
+    else:
+        print(f"model card: replaced the README.md in {handle} with the generated one (--replace-card)")
     return files
-
-
-def _upload(folder, repo_id, branch, private, handle):
-    import huggingface_hub
-
-    api = huggingface_hub.HfApi()
-    try:
-        api.create_repo(repo_id, exist_ok=True, private=private)
-        if branch:
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=branch,
-                          commit_message="Upload keras_realnvp preset")
-    # Whatever the Hub or the network answers (no token, no access, no connection...) is the
-    # user's to fix, not a bug of this tool: one line with huggingface_hub's reason.
-    except Exception as error:
-        raise ValueError(f"Uploading to {handle} failed: {type(error).__name__}: {error}") from None
 
 
 def _fail(message):

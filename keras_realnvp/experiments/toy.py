@@ -34,13 +34,14 @@ def _grid_lines(low, high, num_lines, points_per_line=200):
 def _panel(title, points, colours, lines, low, high, size):
     from PIL import Image, ImageDraw
 
-    picture = Image.new("RGB", (size, size + _TITLE_HEIGHT), _BACKGROUND)
-    draw = ImageDraw.Draw(picture)
-    draw.text((4, 1), title, fill=_TEXT)
+    # The plot is drawn on its own square and pasted below the title strip: mapped grid lines
+    # and far-out points then end at the plot's edge instead of running over the title.
+    plot = Image.new("RGB", (size, size), _BACKGROUND)
+    draw = ImageDraw.Draw(plot)
 
     def to_pixels(xy):
         u = (xy[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)
-        v = _TITLE_HEIGHT + (1.0 - (xy[:, 1] - low[1]) / (high[1] - low[1])) * (size - 1)
+        v = (1.0 - (xy[:, 1] - low[1]) / (high[1] - low[1])) * (size - 1)
         # Far-away points of a mapped line only need to leave the panel, not to be exact.
         return np.clip(np.stack([u, v], axis=-1), -4 * size, 5 * size)
 
@@ -50,7 +51,10 @@ def _panel(title, points, colours, lines, low, high, size):
             draw.line([tuple(p) for p in to_pixels(finite)], fill=_GRID, width=1)
     for (u, v), colour in zip(to_pixels(points), colours, strict=True):
         draw.ellipse((u - 1.5, v - 1.5, u + 1.5, v + 1.5), fill=colour)
-    draw.rectangle((0, _TITLE_HEIGHT, size - 1, size + _TITLE_HEIGHT - 1), outline=_FRAME)
+    draw.rectangle((0, 0, size - 1, size - 1), outline=_FRAME)
+    picture = Image.new("RGB", (size, size + _TITLE_HEIGHT), _BACKGROUND)
+    ImageDraw.Draw(picture).text((4, 1), title, fill=_TEXT)
+    picture.paste(plot, (0, _TITLE_HEIGHT))
     return np.asarray(picture)
 
 

@@ -1,222 +1,267 @@
-"""The Hub model card of a preset and the exact set of files `tools/publish.py` uploads."""
+"""The Hub model card (README.md) of a trained preset, written from what its training run recorded.
 
-import json
-import re
-import shutil
+Everything the card says of the data and the results comes from the preset's `trained` metadata
+(what `tools/train.py` records of the run), never from the preset's defaults: a model trained on
+another source than its preset's dataset is described as such, and a local image folder is named
+only as "a local image folder". The YAML header is built with huggingface_hub's `ModelCardData`.
+"""
+
+import math
+import numbers
 from pathlib import Path
 
-from keras_realnvp.presets.preset_folder import (
-    CONFIG_FILE,
-    METADATA_FILE,
-    WEIGHTS_FILE,
-    read_metadata,
-    read_model_config,
-)
-from keras_realnvp.presets.resolve import HF_PREFIX, parse_hf_handle
+from keras_realnvp.presets.resolve import HF_PREFIX
 
 CARD_FILE = "README.md"
-# What `stage_preset_for_hub` writes, in the order it lists them.
-STAGED_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, CARD_FILE)
-# A conservative subset of git's branch names (git check-ref-format) that the Hub accepts.
-_BRANCH = re.compile(r"(?=.{1,200}$)[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
-_COMMIT = re.compile(r"[0-9a-f]{40}")
+PAPER_ARXIV_ID = "1605.08803"
+PIPELINE_TAG = "unconditional-image-generation"  # the Hub task closest to density estimation, which is not one
+TAGS = ("real-nvp", "normalizing-flow", "keras", "keras-realnvp")
+LICENSE = "apache-2.0"
+EMBEDDED = "embedded"  # keras_realnvp.data.sources.EMBEDDED, not imported: that would import the data stack
+LOCAL_FOLDER = "a local image folder"
+# model-index needs a dataset type; these name sources that are not Hub datasets.
+_TYPE_OF = {"embedded": "embedded-photo-patches", "folder": "local-image-folder"}
 
 
-def model_card(metadata: dict, config: dict, repo_id: str) -> str:
-    """The README.md of a published preset: YAML header, results, how to load.
+def model_card(metadata: dict, config: dict, repo_id: str, revision: str | None = None) -> str:
+    """The README.md of a published preset: Hub metadata, what was trained on what, results, how to load.
+
+    `metadata` is the preset's metadata and must hold the `trained` entry of its training run;
+    `config` holds the model's constructor arguments (`read_model_config`); `repo_id` and
+    `revision` (a branch, `None` for the default one) are where it is published. The dataset
+    named is `trained["dataset"]`, with the preset's display name only when the preset's dataset
+    is that same source; bits/dim come from `trained` only.
 
     Example:
 
-    >>> card = model_card({"trained": {"held_out_bits_per_dim": 3.6}, "paper_bits_per_dim": 3.49,
-    ...                    "dataset": {"name": "CIFAR-10", "hub_id": "uoft-cs/cifar10"}}, {}, "me/cifar")
-    >>> card.splitlines()[1]
-    'library_name: keras'
+    >>> from huggingface_hub import ModelCard
+    >>> metadata = {"preset": "cifar10", "paper_bits_per_dim": 3.49,
+    ...             "dataset": {"name": "CIFAR-10", "hub_id": "uoft-cs/cifar10"},
+    ...             "trained": {"dataset": "me/faces", "held_out_bits_per_dim": 3.6, "steps": 10}}
+    >>> card = ModelCard(model_card(metadata, {"image_shape": [32, 32, 3]}, "me/faces-flow"))
+    >>> card.data.pipeline_tag, card.data.datasets, card.data.eval_results[0].metric_value
+    ('unconditional-image-generation', ['me/faces'], 3.6)
+    >>> "CIFAR-10" in card.text  # trained on me/faces: neither the preset's dataset nor the paper's number
+    False
+    >>> model_card({"preset": "cifar10"}, {}, "me/x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: The preset's metadata.json has no 'trained' entry ...
     """
-    dataset = metadata.get("dataset", {})
-    trained = metadata.get("trained", {})
-    measured = trained.get("held_out_bits_per_dim")
-    paper = metadata.get("paper_bits_per_dim")
-    header = ["---", "library_name: keras", "license: apache-2.0", "tags:"]
-    header += [f"- {tag}" for tag in ("keras", "keras-realnvp", "real-nvp", "normalizing-flow", "density-estimation")]
-    if dataset.get("hub_id"):
-        header += ["datasets:", f"- {dataset['hub_id']}"]
-    if measured is not None:
-        header += [
-            "model-index:",
-            f"- name: {repo_id.split('/')[-1]}",
-            "  results:",
-            "  - task:",
-            "      type: density-estimation",
-            "    dataset:",
-            f"      name: {dataset.get('name', 'unknown')}",
-            f"      type: {dataset.get('hub_id') or dataset.get('name', 'unknown')}",
-            "    metrics:",
-            "    - type: bits_per_dim",
-            f"      value: {measured:.4f}",
-        ]
-    header.append("---")
-    def fmt(v):
-        return "n/a" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    body = [
-        f"# Real NVP: {metadata.get('preset', repo_id)}",
+    trained = _checked_trained(metadata)
+    spec = metadata.get("dataset") if isinstance(metadata.get("dataset"), dict) else {}
+    data = run_dataset(trained["dataset"], spec)
+    measured = trained.get("held_out_bits_per_dim")
+    name = repo_id.split("/")[-1]
+    results = None
+    if measured is not None:
+        results = [EvalResult(
+            task_type=PIPELINE_TAG, task_name="Density estimation", dataset_type=data["type"],
+            dataset_name=data["name"], metric_type="bits_per_dim", metric_value=round(float(measured), 4),
+            metric_name="held-out bits/dim (lower is better)",
+        )]
+    card_data = ModelCardData(
+        library_name="keras", license=LICENSE, pipeline_tag=PIPELINE_TAG, tags=list(TAGS),
+        datasets=[data["hub_id"]] if data["hub_id"] else None, model_name=name if results else None,
+        eval_results=results,
+    )
+    body = _body(metadata, config, trained, data, repo_id, revision)
+    # ModelCard parses the text back: a header that YAML cannot read fails here, not on the Hub.
+    return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}"))
+
+
+def run_dataset(source: str, spec: dict) -> dict:
+    """How the card names the source a run trained on: `name`, `hub_id` (or None), `kind`, `type`, `as_preset`.
+
+    `source` is `trained["dataset"]`: "embedded", a Hub dataset id or a local folder path.
+    `as_preset` is whether the preset's dataset `spec` describes that same source (then its
+    display name is used). A Hub id (`owner/name`, and no folder of that name here) is named;
+    any other source is a local folder, named only as "a local image folder".
+
+    Example:
+
+    >>> run_dataset("uoft-cs/cifar10", {"name": "CIFAR-10", "hub_id": "uoft-cs/cifar10"})["name"]
+    'CIFAR-10'
+    >>> run_dataset("/home/me/photos", {"name": "CIFAR-10", "hub_id": "uoft-cs/cifar10"})
+    {'name': 'a local image folder', 'hub_id': None, 'kind': 'folder', 'type': 'local-image-folder', 'as_preset': False}
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"The dataset a run trained on is a non-empty string, got {source!r}.")
+    if source == EMBEDDED:
+        same = spec.get("source") == EMBEDDED
+        name = spec.get("name") if same and spec.get("name") else "the embedded photo patches (scikit-learn's samples)"
+        return {"name": name, "hub_id": None, "kind": "embedded", "type": _TYPE_OF["embedded"], "as_preset": same}
+    if _is_hub_dataset_id(source):
+        same = source == spec.get("hub_id")
+        name = spec.get("name") if same and spec.get("name") else source
+        return {"name": name, "hub_id": source, "kind": "hub", "type": source, "as_preset": same}
+    return {"name": LOCAL_FOLDER, "hub_id": None, "kind": "folder", "type": _TYPE_OF["folder"], "as_preset": False}
+
+
+def _is_hub_dataset_id(source: str) -> bool:
+    # The trainer reads an existing folder as a folder first (data.sources.open_source). A name
+    # without an owner is taken for a folder too: it cannot be told from a relative folder name
+    # once the folder is elsewhere, and a folder's name must not reach a public card.
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if source.count("/") != 1 or source.startswith(("/", ".", "~")) or "\\" in source or ":" in source:
+        return False
+    if Path(source).expanduser().is_dir():
+        return False
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _checked_trained(metadata: dict) -> dict:
+    trained = metadata.get("trained") if isinstance(metadata, dict) else None
+    if not isinstance(trained, dict):
+        raise ValueError(
+            "The preset's metadata.json has no 'trained' entry (what tools/train.py records of its run), so "
+            "there is no trained model to describe; publish the preset folder a training run wrote (OUTPUT/preset)."
+        )
+    if not isinstance(trained.get("dataset"), str) or not trained["dataset"]:
+        raise ValueError(
+            f"The preset's 'trained' metadata names no dataset it trained on ('dataset' is {trained.get('dataset')!r})."
+        )
+    for key in ("held_out_bits_per_dim", "held_out_standard_error"):
+        value = trained.get(key)
+        if value is not None and not (_is_number(value) and math.isfinite(value)):
+            raise ValueError(f"The preset's 'trained' metadata has {key} {value!r}; a finite number or none.")
+    return trained
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _count(number, noun) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _body(metadata, config, trained, data, repo_id, revision) -> str:
+    preset = metadata.get("preset")
+    lines = [
+        f"# Real NVP: {repo_id.split('/')[-1]}",
         "",
-        metadata.get("description", "A Real NVP model (Dinh, Sohl-Dickstein, Bengio, ICLR 2017) for Keras 3."),
+        f"A [Real NVP](https://arxiv.org/abs/{PAPER_ARXIV_ID}) normalizing flow (Dinh, Sohl-Dickstein and Bengio, "
+        f"*Density estimation using Real NVP*, ICLR 2017, arXiv:{PAPER_ARXIV_ID}) for Keras 3, trained with "
+        f"keras-realnvp on {data['name']}: an exact log-likelihood model of images that also samples them.",
         "",
-        "| | bits/dim |",
-        "| --- | --- |",
-        f"| this model, held-out ({trained.get('held_out_images', '?')} images) | {fmt(measured)} |",
-        f"| the paper (Table 1) | {fmt(paper)} |",
+        f"Architecture: {_architecture(config)}" + (f" (the `{preset}` preset)." if preset else "."),
         "",
-        f"Trained on {dataset.get('name', trained.get('dataset', 'unknown data'))} for {trained.get('steps', '?')} "
-        f"steps (batch {trained.get('batch_size', '?')}) on the {trained.get('backend', '?')} backend.",
+        "## Results",
+        "",
+        *_results(metadata, trained, data),
+        "## Training",
+        "",
+        _training(trained, data),
+        *_objective(metadata, config, trained),
+        *_labels(config, trained),
         "",
         "## Use",
         "",
-        "```python",
-        "from keras_realnvp import RealNVP",
-        "",
-        f'model = RealNVP.from_preset("hf://{repo_id}")',
-        "samples = model.sample(16, temperature=0.7)",
-        "```",
-        "",
-        "Works with any Keras 3 backend (JAX, PyTorch, TensorFlow): `pip install keras-realnvp`.",
+        *_usage(config, repo_id, revision),
     ]
-    return "\n".join(header + body) + "\n"
+    return "\n".join(lines) + "\n"
 
 
-def hub_target(handle: str) -> tuple[str, str | None]:
-    """The repo id and branch that `tools/publish.py` uploads `hf://owner/name[@branch]` to.
-
-    The repo id is checked as huggingface_hub checks it (`validate_repo_id`) and must be
-    `owner/name`; the branch (optional, `None` for the default branch) must be a branch name,
-    not a commit or a `refs/` path. Anything else is a `ValueError` that names the problem.
-
-    Example:
-
-    >>> hub_target("hf://keras-realnvp/celeba_64@v1")
-    ('keras-realnvp/celeba_64', 'v1')
-    >>> hub_target("hf://a b/c d")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: 'hf://a b/c d' is not a valid Hub repo: Repo id must use alphanumeric chars, ...
-    """
-    if not isinstance(handle, str) or not handle.startswith(HF_PREFIX):
-        raise ValueError(f"A Hub repo to publish to is hf://owner/name[@branch], got {handle!r}.")
-    if handle.endswith("@"):  # parse_hf_handle reads an empty revision as the default branch
-        raise ValueError(f"{handle!r} ends with '@' but names no branch; drop the '@' for the default branch.")
-    try:
-        repo_id, revision = parse_hf_handle(handle)
-    except ValueError as error:
-        raise ValueError(f"{error} Publishing needs hf://owner/name[@branch].") from None
-    _check_repo_id(repo_id, handle)
-    if revision is not None:
-        _check_branch(revision, handle)
-    return repo_id, revision
+def _architecture(config) -> str:
+    parts = []
+    if config.get("image_shape"):
+        parts.append("x".join(str(int(side)) for side in config["image_shape"]) + " images")
+    for key, what in (("num_scales", "scale"), ("filters", "hidden feature map"), ("num_blocks", "residual block")):
+        if config.get(key) is not None:
+            parts.append(_count(config[key], what))
+    if config.get("condition_dim"):
+        parts.append(f"conditioned on a {config['condition_dim']}-entry label vector")
+    return ", ".join(parts) if parts else "see config.json"
 
 
-def _check_repo_id(repo_id, handle):
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-        raise ValueError(f"{handle!r} is not a valid Hub repo: the repo id must be owner/name, got {repo_id!r}.")
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise ValueError(f"{handle!r} is not a valid Hub repo: {error}") from None
-
-
-def _check_branch(branch, handle):
-    if not isinstance(branch, str) or not _BRANCH.fullmatch(branch) or ".." in branch or branch.endswith(".lock"):
-        raise ValueError(
-            f"{handle!r} names the branch {branch!r}; a branch name is letters, digits, '.', '_', '-' and '/' "
-            "(each part starting with a letter, digit or '_', no '..', at most 200 characters)."
-        )
-    if branch.startswith("refs/") or _COMMIT.fullmatch(branch):
-        raise ValueError(
-            f"{handle!r} names {branch!r}, a commit or a git ref; publishing uploads to a branch "
-            "(created if it does not exist), so name one, e.g. hf://owner/name@v1."
-        )
+def _results(metadata, trained, data) -> list:
+    measured = trained.get("held_out_bits_per_dim")
+    if measured is None:
+        return ["The run recorded no held-out bits/dim.", ""]
+    error = trained.get("held_out_standard_error")
+    value = f"{measured:.4f}" + (f" ± {error:.4f}" if error is not None else "")
+    images = trained.get("held_out_images")
+    rows = ["| | bits/dim (lower is better) |", "| --- | --- |",
+            f"| this model, held-out images of {data['name']}" + (f" ({images})" if images else "") + f" | {value} |"]
+    paper = metadata.get("paper_bits_per_dim")
+    # The paper's number is about the preset's dataset: shown only for a model trained on that same source.
+    if data["as_preset"] and _is_number(paper):
+        rows.append(f"| the paper (Table 1), {data['name']} | {paper:.2f} |")
+    return rows + [""] + (["(± one standard error over the held-out images.)", ""] if error is not None else [])
 
 
-def _check_staging(staging: Path, preset_dir: Path):
-    """Refuse any staging folder where writing could overwrite files that are not ours."""
-    if staging.exists() and not staging.is_dir():
-        raise ValueError(f"The staging folder {staging} is a file; name a new or empty folder.")
-    target, source = staging.resolve(), preset_dir.resolve()
-    if target == source or source in target.parents:
-        raise ValueError(
-            f"The staging folder {staging} is the preset folder being published {preset_dir} or inside it; "
-            "name a new or empty folder outside it."
-        )
-    if staging.is_dir():
-        present = sorted(p.name for p in staging.iterdir())
-        if present:
-            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
-            raise ValueError(
-                f"The staging folder {staging} is not empty (it holds {shown}); staging writes "
-                f"{', '.join(STAGED_FILES)} only into a new or empty folder, so that no file of yours is overwritten."
-            )
+def _training(trained, data) -> str:
+    schedule = [_count(trained["steps"], "step") if trained.get("steps") is not None else None,
+                _count(trained["epochs"], "epoch") if trained.get("epochs") is not None else None,
+                f"batch size {trained['batch_size']}" if trained.get("batch_size") is not None else None]
+    where = [f"the {trained['backend']} backend" if trained.get("backend") else None,
+             f"seed {trained['seed']}" if trained.get("seed") is not None else None]
+    text = f"Trained on {data['name']}" + (f" (Hub dataset `{data['hub_id']}`)" if data["hub_id"] else "")
+    if any(schedule):
+        text += " for " + ", ".join(s for s in schedule if s)
+    if any(where):
+        text += " on " + ", ".join(w for w in where if w)
+    return text + "."
 
 
-def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None = None) -> list[Path]:
-    """Copy a preset folder and its model card into `staging`: exactly what gets uploaded.
+def _objective(metadata, config, trained) -> list:
+    # The run's own record if it has one; else what the preset's training settings say it optimizes.
+    objective = trained.get("objective")
+    if not isinstance(objective, dict):
+        training = metadata.get("training") if isinstance(metadata.get("training"), dict) else {}
+        objective = training.get("objective")
+    if not isinstance(objective, dict):
+        return []
+    lines = ["", "Trained to optimize:", ""]
+    if objective.get("loss"):
+        # The loss names the weight penalty's factor; its value is the built model's.
+        scale = config.get("l2_scale", objective.get("l2_scale"))
+        lines.append(f"- loss: {objective['loss']}" + (f" (l2_scale = {scale:g})" if _is_number(scale) else ""))
+    if objective.get("metric"):
+        lines.append(f"- reported metric: {objective['metric']}")
+    # The model's config is what was built; it wins over the preset's setting when they differ.
+    bn_mode = config.get("bn_mode") or objective.get("bn_mode")
+    if bn_mode:
+        lines.append(f"- coupling-output batch normalization: {bn_mode}")
+    return lines if len(lines) > 3 else []
 
-    The preset folder is checked first (a readable config, metadata and weights file), and
-    so are `repo_id` (`owner/name`, as the Hub accepts it) and `revision` (the branch it goes
-    to, recorded in the staged metadata's `hf_handle`). `staging` must be a new or empty
-    folder outside the preset folder: nothing that is already there is ever overwritten.
-    If writing fails, the files written so far are removed again.
 
-    Example:
+def _labels(config, trained) -> list:
+    names = trained.get("label_names")
+    if not config.get("condition_dim") or not isinstance(names, list) or not names:
+        return []
+    return ["", f"Conditional model: each label vector has {len(names)} entries, in this order: "
+            + ", ".join(f"`{n}`" for n in names) + "."]
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from keras_realnvp.presets import builtin_preset_path
-    >>> staging = Path(tempfile.mkdtemp()) / "staging"
-    >>> [p.name for p in stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging, "v1")]
-    ['config.json', 'metadata.json', 'model.weights.h5', 'README.md']
-    >>> read_metadata(staging)["weights"]["hf_handle"]
-    'hf://me/tiny@v1'
-    >>> stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: The staging folder ... is not empty (it holds README.md, config.json, ...
-    """
-    preset_dir, staging = Path(preset_dir), Path(staging)
-    handle = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision is not None else "")
-    _check_repo_id(repo_id, handle)
-    if revision is not None:
-        _check_branch(revision, handle)
-    if not preset_dir.is_dir():
-        raise ValueError(
-            f"There is no preset folder at {preset_dir}; pass the folder tools/train.py wrote (OUTPUT/preset)."
-        )
-    config = read_model_config(preset_dir)
-    metadata = read_metadata(preset_dir)
-    if not (preset_dir / WEIGHTS_FILE).is_file():
-        raise ValueError(f"{preset_dir} has no {WEIGHTS_FILE}; publish a trained preset folder.")
-    _check_staging(staging, preset_dir)
-    created = not staging.exists()
-    # The staged metadata tells `resolve_preset` where the weights now live.
-    metadata = {**metadata, "weights": {"published": True, "hf_handle": handle}}
-    written = {
-        CONFIG_FILE: lambda path: shutil.copy2(preset_dir / CONFIG_FILE, path),
-        METADATA_FILE: lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n"),
-        WEIGHTS_FILE: lambda path: shutil.copy2(preset_dir / WEIGHTS_FILE, path),
-        CARD_FILE: lambda path: path.write_text(model_card(metadata, config, repo_id)),
-    }
-    files = []
-    try:
-        staging.mkdir(parents=True, exist_ok=True)
-        for name in STAGED_FILES:
-            files.append(staging / name)
-            written[name](files[-1])
-    except OSError as error:
-        # A half-written folder would be refused as non-empty on the next try.
-        for path in files:
-            path.unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise ValueError(f"Cannot write the staging folder {staging}: {error}") from None
-    return files
+
+def _usage(config, repo_id, revision) -> list:
+    handle = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
+    imports, sample = [], ["samples = model.sample(16, temperature=0.7)"]
+    if config.get("condition_dim"):
+        imports = ["import numpy as np", ""]
+        sample = [f'labels = np.zeros((16, {config["condition_dim"]}), "float32")  # one label vector per sample',
+                  "samples = model.sample(16, temperature=0.7, labels=labels)"]
+    if revision:
+        # keras.saving.load_model("hf://owner/name") downloads the default branch: it takes no revision.
+        keras_imports = ["import huggingface_hub", "import keras"]
+        keras_load = [f'folder = huggingface_hub.snapshot_download("{repo_id}", revision="{revision}")',
+                      f"model = keras.saving.load_model(folder)  # hf://{repo_id} would be the default branch"]
+    else:
+        keras_imports, keras_load = ["import keras"], [f'model = keras.saving.load_model("{handle}")']
+    return [
+        "```python", *imports, "from keras_realnvp import RealNVP", "", f'model = RealNVP.from_preset("{handle}")',
+        *sample, "```", "",
+        "Keras' own loader works too once keras_realnvp is imported (before that, Keras cannot find the model's "
+        "classes):", "",
+        "```python", *keras_imports, "import keras_realnvp  # registers the classes", "", *keras_load, "```", "",
+        "`pip install keras-realnvp`; any Keras 3 backend (JAX, PyTorch, TensorFlow). A private repo needs a Hub "
+        "token: `hf auth login`, or set `HF_TOKEN`.",
+    ]
