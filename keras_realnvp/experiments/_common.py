@@ -1,10 +1,9 @@
 """Shared pieces of the experiments: argument checks, batched decoding, side-by-side pictures."""
 
-import math
-
 import numpy as np
 from keras import ops
 
+from keras_realnvp.models import input_checks
 from keras_realnvp.models.realnvp import RealNVP
 
 
@@ -14,18 +13,23 @@ def check_model(model, what="model"):
     return model
 
 
+# The model's own checks, so that a call here and the same call on the model get the same error.
 def check_positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    """`input_checks.check_count`: an integer >= `minimum` as a Python int.
+
+    >>> check_positive_int(np.int64(4), "batch_size")
+    4
+    """
+    return input_checks.check_count(value, name, minimum)
 
 
 def check_temperature(temperature):
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)):
-        raise ValueError(f"temperature must be a number, got {temperature!r}.")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be finite and >= 0, got {temperature}.")
-    return float(temperature)
+    """`input_checks.check_temperature`: a finite real number >= 0 as a float.
+
+    >>> check_temperature(np.float32(0.5))
+    0.5
+    """
+    return input_checks.check_temperature(temperature)
 
 
 def to_numpy(x):
@@ -60,7 +64,7 @@ def encode_in_batches(model, images, labels=None, batch_size=64):
 def decode_in_batches(model, latents, labels=None, batch_size=64):
     """`model.decode` over slices of `batch_size`; a numpy array of pixel values (not clipped)."""
     batch_size = check_positive_int(batch_size, "batch_size")
-    latents = [to_numpy(z) for z in latents]
+    latents = [to_numpy(z) for z in input_checks.check_latent_list(latents, model.num_scales, model.image_shape[-1])]
     count = len(latents[0])
     parts = [
         to_numpy(model.decode([z[i : i + batch_size] for z in latents], labels=slice_labels(labels, i, i + batch_size)))

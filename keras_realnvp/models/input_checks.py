@@ -1,5 +1,7 @@
 """Early, specific checks of what users pass to the model's public methods."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -84,3 +86,153 @@ def check_labels(labels, condition_dim, batch_size, what="labels"):
         raise ValueError(f"{what} must have shape ({batch_size}, {condition_dim}), got {shape}.")
     check_finite_in_range(labels, what, None, None)
     return labels
+
+
+def _describe(value):
+    """`value` for an error message: its repr if short, else its type (and shape for arrays)."""
+    if hasattr(value, "shape") and getattr(value, "ndim", None) != 0:
+        return f"{type(value).__name__} of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def is_integer_scalar(value):
+    """True for a Python or NumPy integer, false for bools (`True` is not a count) and everything else.
+
+    Example:
+
+    >>> import numpy as np
+    >>> [is_integer_scalar(v) for v in (3, np.int64(3), True, 3.0, "3", np.array([3]))]
+    [True, True, False, False, False, False]
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_count(value, name, minimum=1):
+    """`value` as a Python int if it is an integer >= `minimum`, else a `ValueError` naming `name`.
+
+    Python and NumPy integers are accepted; floats (even `2.0`: a count is never a
+    float), bools, strings and arrays are not, since `int()` would silently truncate
+    or reinterpret them.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_count(np.int32(3), "num_samples")
+    3
+    >>> check_count(1.7, "num_samples")
+    Traceback (most recent call last):
+    ...
+    ValueError: num_samples must be a positive integer, got 1.7.
+    """
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if not is_integer_scalar(value) or value < minimum:
+        raise ValueError(f"{name} must be {wanted}, got {_describe(value)}.")
+    return int(value)
+
+
+def check_temperature(value, name="temperature"):
+    """`value` as a float if it is a finite real number >= 0 (a standard deviation), else a `ValueError`.
+
+    Python and NumPy real scalars are accepted; bools, strings, arrays and tensors are
+    not (an array would broadcast into the draw instead of scaling it).
+
+    Example:
+
+    >>> check_temperature(0.7)
+    0.7
+    >>> check_temperature("1")
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be a real number (the prior's standard deviation), got '1'.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a real number (the prior's standard deviation), got {_describe(value)}.")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}.")
+    return value
+
+
+def check_image_shape(value, what="image_shape"):
+    """`value` as a tuple of three Python ints `(height, width, channels)`, each >= 1, else a `ValueError`.
+
+    Lists, tuples and 1-D NumPy arrays of Python or NumPy integers are accepted.
+
+    Example:
+
+    >>> check_image_shape([32, 32, 3])
+    (32, 32, 3)
+    >>> check_image_shape((16, 16))
+    Traceback (most recent call last):
+    ...
+    ValueError: image_shape must be (height, width, channels), three positive integers; got (16, 16).
+    """
+    sequence = isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    entries = list(value) if sequence else None
+    if entries is None or len(entries) != 3 or not all(is_integer_scalar(d) and d >= 1 for d in entries):
+        shown = tuple(entries) if entries is not None else value
+        raise ValueError(
+            f"{what} must be (height, width, channels), three positive integers; got {_describe(shown)}."
+        )
+    return tuple(int(d) for d in entries)
+
+
+def check_latent_list(latents, num_scales, channels, what="latents"):
+    """Check a multi-scale model's latents (as `encode` returns them) and return them as arrays.
+
+    `latents` must be a list of `num_scales` finite arrays or tensors, finest scale first, with one
+    batch size: `latents[0]` is `(batch, h, w, 2 * channels)` (`(batch, h, w, channels)`
+    when `num_scales` is 1); each next one halves `h` and `w` and doubles the channels,
+    and the last has the same shape as the one before it. So `h` and `w` must be
+    multiples of `2^(num_scales - 2)` and the last latent at least 2x2. Every error
+    states the expected shapes in terms of the latents.
+
+    Example:
+
+    >>> import numpy as np
+    >>> z = [np.zeros((2, 8, 8, 6)), np.zeros((2, 4, 4, 12)), np.zeros((2, 4, 4, 12))]
+    >>> [a.shape for a in check_latent_list(z, num_scales=3, channels=3)]
+    [(2, 8, 8, 6), (2, 4, 4, 12), (2, 4, 4, 12)]
+    >>> check_latent_list(z[:2], num_scales=3, channels=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: latents must be a list of 3 tensors (one per scale, finest first), got a list of 2.
+    """
+    if not isinstance(latents, (list, tuple)) or len(latents) != num_scales:
+        is_list = isinstance(latents, (list, tuple))
+        got = f"a {type(latents).__name__} of {len(latents)}" if is_list else _describe(latents)
+        raise ValueError(f"{what} must be a list of {num_scales} tensors (one per scale, finest first), got {got}.")
+    arrays = [as_array(z, f"{what}[{i}]") for i, z in enumerate(latents)]
+    first_channels = channels if num_scales == 1 else 2 * channels
+    steps = max(num_scales - 2, 0)  # halvings from latents[0] to the last latent
+    multiple = 2**steps
+
+    def expected(h, w):
+        shapes = [(h // 2**i, w // 2**i, first_channels * 2**i) for i in range(num_scales - 1)]
+        return shapes + [shapes[-1]] if shapes else [(h, w, first_channels)]
+
+    rule = (
+        f"for this model (num_scales={num_scales}, {channels} image channels) {what}[0] must be "
+        f"(batch, h, w, {first_channels}) with h and w multiples of {multiple} and at least {2 * multiple}"
+    )
+    if num_scales > 1:
+        rule += ", each next latent halving h and w and doubling the channels, the last one the same as the one before"
+    first = tuple(arrays[0].shape)
+    if len(first) != 4:
+        raise ValueError(f"{what}[0] must have rank 4, got shape {first}; {rule}.")
+    batch, h, w, c = first
+    if batch == 0:
+        raise ValueError(f"{what} is an empty batch ({what}[0] has shape {first}).")
+    if c != first_channels or h % multiple or w % multiple or min(h, w) < 2 * multiple:
+        raise ValueError(f"{what}[0] has shape {first}; {rule}.")
+    shapes = expected(h, w)
+    for i, (z, shape) in enumerate(zip(arrays, shapes)):
+        if tuple(z.shape) != (batch, *shape):
+            listed = ", ".join(str((batch, *s)) for s in shapes)
+            raise ValueError(
+                f"{what}[{i}] has shape {tuple(z.shape)}, expected {(batch, *shape)}: after {what}[0] of shape "
+                f"{first} the latents of this model are [{listed}]."
+            )
+        check_finite_in_range(z, f"{what}[{i}]", None, None)
+    return arrays

@@ -18,10 +18,14 @@ from keras_realnvp.bijectors import (
 from keras_realnvp.compiled import compile_inference
 from keras_realnvp.models.input_checks import (
     as_array,
-    check_finite_in_range,
+    check_count,
+    check_image_shape,
     check_images,
     check_labels,
+    check_latent_list,
+    check_temperature,
 )
+from keras_realnvp.models.size_limits import check_model_size, check_seed
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -81,7 +85,12 @@ class RealNVP(keras.Model):
             log-likelihood in nats per image (the paper's 5e-5).
         condition_dim: length of a label vector the flow is conditioned on
             (appendix F), or `None`.
-        seed: seed of the dequantization and sampling generators.
+        seed: seed of the dequantization and sampling generators, an integer in
+            `[0, 2^31 - 1)`, or `None`.
+
+    The settings are checked before anything is built: integers (not floats or bools),
+    and a model within the documented size limits (parameters, activations per image,
+    residual blocks) of `keras_realnvp.models.size_limits`.
 
     Example:
 
@@ -117,11 +126,11 @@ class RealNVP(keras.Model):
         # policy's bfloat16 on the way in (the flow layers below compute in float32).
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        image_shape = tuple(int(d) for d in image_shape)
-        if len(image_shape) != 3:
-            raise ValueError(f"`image_shape` must be (height, width, channels), got {image_shape}.")
-        if num_scales < 1:
-            raise ValueError(f"`num_scales` must be at least 1, got {num_scales}.")
+        # Types, ranges and the size limits (keras_realnvp.models.size_limits), in closed form
+        # before any layer exists: an oversized setting would otherwise hang or hit the allocator.
+        size = check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim, seed)
+        image_shape, num_scales, filters, num_blocks = size.image_shape, size.num_scales, size.filters, size.num_blocks
+        condition_dim, seed = size.condition_dim, size.seed
         self.image_shape = image_shape
         self.num_scales = num_scales
         self.filters = filters
@@ -490,7 +499,7 @@ class RealNVP(keras.Model):
         >>> model.latent_shapes((64, 96, 3))
         [(32, 48, 6), (32, 48, 6)]
         """
-        h, w, c = self.image_shape if image_shape is None else tuple(image_shape)
+        h, w, c = self.image_shape if image_shape is None else check_image_shape(image_shape)
         if c != self.image_shape[-1]:
             raise ValueError(f"image_shape has {c} channels but the model has {self.image_shape[-1]}.")
         self._check_shape((1, h, w, c), "image_shape")
@@ -516,28 +525,9 @@ class RealNVP(keras.Model):
         >>> float(np.abs(np.asarray(model.decode(model.encode(x))) - x).max()) < 1e-2
         True
         """
-        if not isinstance(latents, (list, tuple)) or len(latents) != self.num_scales:
-            raise ValueError(
-                f"latents must be a list of {self.num_scales} tensors (one per scale, finest first), "
-                f"got {type(latents).__name__} of length {len(latents) if hasattr(latents, '__len__') else '?'}."
-            )
-        latents = [as_array(z, f"latents[{i}]") for i, z in enumerate(latents)]
-        first = tuple(latents[0].shape)
-        if len(first) != 4:
-            raise ValueError(f"latents[0] must have rank 4, got shape {first}.")
-        if self.num_scales == 1:
-            image_shape = first[1:]
-        else:
-            image_shape = (2 * first[1], 2 * first[2], first[3] // 2)
-        expected = self.latent_shapes(image_shape)
-        for i, (z, shape) in enumerate(zip(latents, expected)):
-            if tuple(z.shape) != (first[0], *shape):
-                raise ValueError(
-                    f"latents[{i}] has shape {tuple(z.shape)}, expected {(first[0], *shape)} "
-                    f"for images of shape {image_shape}."
-                )
-            check_finite_in_range(z, f"latents[{i}]", None, None)
-        labels = check_labels(labels, self.condition_dim, first[0])
+        # Errors in terms of the latents: the caller passed no image shape.
+        latents = check_latent_list(latents, self.num_scales, self.image_shape[-1])
+        labels = check_labels(labels, self.condition_dim, latents[0].shape[0])
         if labels is not None:
             labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
         latents = [ops.convert_to_tensor(z, dtype=self._flow_policy.compute_dtype) for z in latents]
@@ -552,18 +542,13 @@ class RealNVP(keras.Model):
         >>> [tuple(z.shape) for z in model.sample_latents(3, seed=0)]
         [(3, 4, 4, 2), (3, 4, 4, 2)]
         """
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
-        if not (temperature >= 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be finite and >= 0, got {temperature}.")
+        num_samples = check_count(num_samples, "num_samples")
+        temperature = check_temperature(temperature)
+        seed = check_seed(seed)
+        shapes = self.latent_shapes(image_shape)  # checked before anything is drawn
         generator = self.sampling_seed if seed is None else keras.random.SeedGenerator(seed)
-        return [
-            temperature
-            * keras.random.normal(
-                (int(num_samples), *shape), dtype=self._flow_policy.compute_dtype, seed=generator
-            )
-            for shape in self.latent_shapes(image_shape)
-        ]
+        dtype = self._flow_policy.compute_dtype
+        return [temperature * keras.random.normal((num_samples, *s), dtype=dtype, seed=generator) for s in shapes]
 
     def sample(self, num_samples, temperature=1.0, seed=None, image_shape=None, labels=None):
         """Draw images: `z ~ N(0, T^2 I)`, `x = f^-1(z)`.
@@ -585,8 +570,9 @@ class RealNVP(keras.Model):
         >>> tuple(model.sample(2, temperature=0.5, seed=3, image_shape=(16, 24, 3)).shape)
         (2, 16, 24, 3)
         """
+        num_samples = check_count(num_samples, "num_samples")
+        labels = check_labels(labels, self.condition_dim, num_samples)  # before the draw: errors early
         latents = self.sample_latents(num_samples, temperature, seed, image_shape)
-        labels = check_labels(labels, self.condition_dim, int(num_samples))
         if labels is not None:
             labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
         # Latents drawn here have the right shapes and are finite: no checks (each would

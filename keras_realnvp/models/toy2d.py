@@ -7,8 +7,8 @@ import numpy as np
 from keras import ops
 
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
-from keras_realnvp.bijectors.masks import MASK_TYPES
-from keras_realnvp.models.input_checks import as_array, check_finite_in_range
+from keras_realnvp.models.input_checks import as_array, check_count, check_finite_in_range, check_temperature
+from keras_realnvp.models.size_limits import check_seed, check_toy_model_size
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -39,7 +39,10 @@ class RealNVP2D(keras.Model):
         units: hidden units of each s/t MLP.
         num_layers: hidden layers of each MLP after the first.
         mask_type: `"checkerboard"` or `"channel"` (identical partitions when `dim` is 2).
-        seed: seed of the sampling generator.
+        seed: seed of the sampling generator, an integer in `[0, 2^31 - 1)`, or `None`.
+
+    The settings are checked before anything is built (integers, and the size limits of
+    `keras_realnvp.models.size_limits`).
 
     Example:
 
@@ -65,34 +68,27 @@ class RealNVP2D(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(dim) < 2:
-            raise ValueError(f"`dim` must be at least 2 (a coupling needs two parts), got {dim}.")
-        if int(num_couplings) < 2:
-            raise ValueError(
-                f"`num_couplings` must be at least 2 so that every feature is transformed, got {num_couplings}."
-            )
-        if mask_type not in MASK_TYPES:
-            raise ValueError(f"`mask_type` must be one of {MASK_TYPES}, got {mask_type!r}.")
-        if mask_type == "channel" and int(dim) % 2:
-            raise ValueError(f"A channel mask needs an even `dim`, got {dim}.")
-        self.dim = int(dim)
-        self.num_couplings = int(num_couplings)
-        self.units = units
-        self.num_layers = num_layers
+        # Types, ranges and the size limits (keras_realnvp.models.size_limits) before any layer
+        # exists: an oversized setting would otherwise build for hours or hit the allocator.
+        size = check_toy_model_size(dim, num_couplings, units, num_layers, mask_type, seed)
+        self.dim = size.dim
+        self.num_couplings = size.num_couplings
+        self.units = size.units
+        self.num_layers = size.num_layers
         self.mask_type = mask_type
-        self.seed = seed
+        self.seed = size.seed
         self.couplings = [
             AffineCoupling(
                 mask_type,
                 reverse=bool(i % 2),
-                filters=units,
-                num_blocks=num_layers,
+                filters=self.units,
+                num_blocks=self.num_layers,
                 dtype=self.dtype_policy,
                 name=f"coupling_{i}",
             )
             for i in range(self.num_couplings)
         ]
-        self.sampling_seed = keras.random.SeedGenerator(seed, name="sampling_seed")
+        self.sampling_seed = keras.random.SeedGenerator(self.seed, name="sampling_seed")
         self.build((None, self.dim))
 
     def build(self, input_shape):
@@ -184,12 +180,11 @@ class RealNVP2D(keras.Model):
         >>> tuple(model.sample_latents(3, seed=0).shape)
         (3, 2)
         """
-        if isinstance(num_samples, bool) or int(num_samples) < 1:
-            raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
-        if not (temperature >= 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be finite and >= 0, got {temperature}.")
+        num_samples = check_count(num_samples, "num_samples")
+        temperature = check_temperature(temperature)
+        seed = check_seed(seed)
         generator = self.sampling_seed if seed is None else keras.random.SeedGenerator(seed)
-        return temperature * keras.random.normal((int(num_samples), self.dim), dtype=self.compute_dtype, seed=generator)
+        return temperature * keras.random.normal((num_samples, self.dim), dtype=self.compute_dtype, seed=generator)
 
     def sample(self, num_samples, temperature=1.0, seed=None):
         """`x = f^-1(z)`, `z ~ N(0, T^2 I)`; `seed` (an int) makes it reproducible.
@@ -240,12 +235,10 @@ def two_moons(num_points, noise=0.05, seed=None):
     >>> bool(np.all(np.abs(points.std(axis=0) - 1.0) < 0.1))
     True
     """
-    if isinstance(num_points, bool) or int(num_points) < 1:
-        raise ValueError(f"num_points must be an integer >= 1, got {num_points!r}.")
+    num_points = check_count(num_points, "num_points")
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}.")
     rng = np.random.default_rng(seed)
-    num_points = int(num_points)
     upper = (num_points + 1) // 2
     t = rng.uniform(0.0, np.pi, num_points)
     x = np.where(np.arange(num_points) < upper, np.cos(t), 1.0 - np.cos(t))

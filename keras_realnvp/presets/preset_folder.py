@@ -1,10 +1,12 @@
 """Reading and writing a preset folder: `config.json`, `metadata.json`, `model.weights.h5`.
 
 Loading never runs code from the folder: the config must describe a `RealNVP` and hold
-only its constructor's plain arguments, which are checked one by one (type and range);
-nothing is unpickled, no class is looked up by a name the file chooses, and the weights
-file must be HDF5 (its signature is checked before any reader opens it). Every refusal
-is a `ValueError` naming the file and the problem.
+only its constructor's plain arguments, which are checked one by one (type and range) and
+together against the size limits of `keras_realnvp.models.size_limits` (an oversized config
+is refused at once instead of hanging the constructor); nothing is unpickled, no class is
+looked up by a name the file chooses, and the weights file must be HDF5 (its signature is
+checked before any reader opens it). Every refusal is a `ValueError` naming the file and
+the problem.
 """
 
 import datetime
@@ -100,8 +102,9 @@ _ARGUMENT_CHECKS = {
 def read_model_config(folder) -> dict:
     """The checked constructor arguments of the `RealNVP` described by `folder/config.json`.
 
-    Raises a `ValueError` if the file describes any other class, or holds arguments this
-    version of keras_realnvp does not know (a preset from an incompatible version).
+    Raises a `ValueError` if the file describes any other class, holds arguments this
+    version of keras_realnvp does not know (a preset from an incompatible version), or
+    describes a model beyond the limits of `keras_realnvp.models.size_limits`.
 
     Example:
 
@@ -147,10 +150,27 @@ def read_model_config(folder) -> dict:
             raise ValueError(
                 f"{path}: argument {key!r} must be {expected} (a plain JSON value), got {json.dumps(value)[:200]}."
             )
+    if "image_shape" not in arguments:
+        raise ValueError(f"{path} has no 'image_shape' argument, the model's (height, width, channels).")
+    _check_size(arguments, path)
     arguments = dict(arguments)
     arguments["dtype"] = _plain_dtype(arguments.get("dtype"), path)
     arguments.pop("trainable", None)
     return arguments
+
+
+def _check_size(arguments, where):
+    """The size limits of `keras_realnvp.models.size_limits`, with `where` leading the error.
+
+    In closed form, before anything is built: a config with `num_blocks=100000` or
+    `filters=1000000` would otherwise hang in the constructor or reach the allocator.
+    """
+    from keras_realnvp.models.realnvp import RealNVP
+    from keras_realnvp.models.size_limits import check_model_size
+
+    defaults = {name: p.default for name, p in inspect.signature(RealNVP.__init__).parameters.items()}
+    names = ("image_shape", "num_scales", "filters", "num_blocks", "condition_dim", "seed")
+    check_model_size(**{name: arguments.get(name, defaults[name]) for name in names}, where=where)
 
 
 def read_metadata(folder) -> dict:
@@ -218,6 +238,9 @@ def load_preset(folder, load_weights: bool = True, **overrides):
     folder = Path(folder)
     read_metadata(folder)
     arguments = read_model_config(folder)
+    if overrides:  # checked again with them, still naming the file they change
+        changes = ", ".join(f"{key}={value!r:.100}" for key, value in overrides.items())
+        _check_size({**arguments, **overrides}, f"{folder / CONFIG_FILE} with the overrides {changes}")
     arguments.update(overrides)
     model = RealNVP(**arguments)
     if load_weights:
