@@ -27,3 +27,8 @@ from keras_realnvp import experiments  # noqa: E402
 from keras_realnvp.models.toy2d import RealNVP2D  # noqa: E402
 
 __all__ += ["RealNVP2D", "experiments"]
+
+# Registered with Keras, so a training checkpoint (which names its optimizer) loads after `import keras_realnvp`.
+from keras_realnvp.training.optimizer import GlobalBatchAdam  # noqa: E402
+
+__all__ += ["GlobalBatchAdam"]

@@ -10,7 +10,9 @@ slice of the batch, and the model must combine what the replicas computed:
   per-replica sums with `replica_sum`, so they are those of the global batch;
 - the loss is divided by `num_replicas()`: the optimizer sums the replicas' gradients;
 - the dequantization noise is drawn for the global batch and sliced (`replica_index`),
-  so the noise does not depend on the number of devices.
+  so the noise does not depend on the number of devices;
+- the gradient-norm clip applies to the global batch's gradient (`clip_by_global_norm`),
+  not to each replica's share, which is what Keras' optimizers clip.
 
 Keras' own `ops.moments(..., synchronized=True)` raises on JAX and PyTorch and computes
 the variance as E[x^2] - E[x]^2; the helpers here are no-ops outside a multi-replica
@@ -98,6 +100,30 @@ def moments(x, axes):
     mean = replica_sum(ops.sum(x, axis=axes)) / count
     variance = replica_sum(ops.sum(ops.square(x - mean), axis=axes)) / count
     return mean, variance
+
+
+def clip_by_global_norm(grads, clip_norm):
+    """`grads` scaled by `min(1, clip_norm / ||g||)`, `g` the gradient of the global batch.
+
+    Outside a `tf.distribute` step this is the plain global-norm clip. Inside one, each
+    replica holds its share of the gradient and the optimizer sums the shares after
+    clipping; Keras clips every share by its own norm, which with an active clip (the
+    authors' 100 on a nats-per-image loss engages every step) gives another update than one
+    device. Here the shares are summed first (one all-reduce) to take the global norm,
+    and every share is scaled by the same factor, so their sum is the single-device update.
+
+    Example:
+
+    >>> import numpy as np
+    >>> grads = [np.array([3.0, 0.0], "float32"), np.array([4.0], "float32")]
+    >>> [[round(float(v), 6) for v in ops.convert_to_numpy(g)] for g in clip_by_global_norm(grads, 1.0)]
+    [[0.6, 0.0], [0.8]]
+    """
+    present = [g for g in grads if g is not None]
+    total = [replica_sum(g) for g in present]
+    norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(t, "float32"))) for t in total))
+    factor = ops.minimum(1.0, clip_norm / ops.maximum(norm, 1e-30))
+    return [None if g is None else ops.multiply(g, ops.cast(factor, g.dtype)) for g in grads]
 
 
 def global_batch_slice(draw, shape):

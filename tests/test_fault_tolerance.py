@@ -15,7 +15,7 @@ import pytest
 from helpers import TINY, TINY_RUN, run_tiny, to_numpy
 
 from keras_realnvp import RealNVP
-from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError
+from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError, TrainingRun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,11 +68,19 @@ def test_a_nonfinite_batch_is_skipped_with_weights_and_optimizer_state_bit_ident
     assert np.isfinite(history.history["bits_per_dim"][-1]) and history.history["skipped_steps"] == [1]
 
 
-def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(tmp_path):
+def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(tmp_path, monkeypatch):
     # Adam's first step at a learning rate of 1e6 moves every weight by ~1e6: finite
     # weights whose next losses overflow. Every later step is skipped, and the second in a row stops.
+    # TrainingRun refuses such a rate (above 1); the optimizer gets it behind its back.
+    compile_ = TrainingRun._compile
+
+    def diverging(self, model, training):
+        compile_(self, model, training)
+        model.optimizer.learning_rate.assign(1e6)
+
+    monkeypatch.setattr(TrainingRun, "_compile", diverging)
     with pytest.raises(TrainingDivergedError, match=r"2 consecutive steps \(2-3\).*not finite") as raised:
-        run_tiny(tmp_path, learning_rate=1e6, checkpoint_every=1, max_nonfinite_steps=2)
+        run_tiny(tmp_path, checkpoint_every=1, max_nonfinite_steps=2)
     message = str(raised.value)
     assert "after step 1" in message and "step-000000001.keras (step 1), is intact" in message
     manager = CheckpointManager(tmp_path / "checkpoints")
@@ -127,6 +135,8 @@ def test_a_run_killed_at_a_random_point_with_its_newest_checkpoint_truncated_res
             process.wait()
     assert process.returncode == -signal.SIGKILL, f"{where}: {log.read_text()[-2000:]}"
     assert not (tmp_path / "preset").exists()
+    # The killed run's lock file stays behind; its lock died with the process and does not block the resume.
+    assert json.loads((tmp_path / "run.lock").read_text())["pid"] == process.pid
 
     entries = CheckpointManager(folder).entries()
     assert len(entries) == 2 and entries[-1]["step"] >= target, (where, entries)
@@ -142,3 +152,5 @@ def test_a_run_killed_at_a_random_point_with_its_newest_checkpoint_truncated_res
     _assert_same_weights(tmp_path / "preset", reference)
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["steps"] == 6 and results["skipped_steps"] == []
+    assert not (tmp_path / "run.lock").exists()
+    assert [r["step"] for r in json.loads((tmp_path / "run.json").read_text())["resumes"]] == [entries[0]["step"]]

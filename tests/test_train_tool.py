@@ -18,6 +18,10 @@ from keras_realnvp.data.sources import open_source
 from keras_realnvp.evaluation import held_out_bits_per_dim
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import train as train_tool  # noqa: E402
+
+sys.path.pop(0)
 
 
 def _held_out(model, seed=TINY_RUN["seed"]):
@@ -40,6 +44,12 @@ def test_training_writes_a_preset_that_reproduces_its_recorded_bits_per_dim(trai
     assert metadata["trained"]["backend"] == keras.backend.backend()
     grids = sorted(p.name for p in output.glob("samples_epoch_*.png"))
     assert grids == ["samples_epoch_001.png", "samples_epoch_002.png"]
+    # The settings the run started with, for --resume to check; the lock went with the run.
+    settings = json.loads((output / "run.json").read_text())["settings"]
+    assert settings["model"]["filters"] == 4 and settings["model"]["image_shape"] == [16, 16, 3]
+    assert (settings["batch_size"], settings["steps_per_epoch"], settings["seed"]) == (8, 3, 1)
+    assert settings["dataset"] == "embedded" and settings["learning_rate"] == 1e-3
+    assert not (output / "run.lock").exists()
     assert len(results["history"]) == 2
     model = RealNVP.from_preset(str(folder))
     np.testing.assert_allclose(_held_out(model), metadata["trained"]["held_out_bits_per_dim"], atol=1e-5)
@@ -82,19 +92,23 @@ def test_a_run_stopped_mid_epoch_and_resumed_ends_with_the_same_weights(trained,
     interrupted = tmp_path / "interrupted"
     stopped = run_tiny(interrupted, stop_after_steps=4, checkpoint_every=2)  # mid-epoch 2 of 2 (3 steps each)
     assert stopped["stopped_at_step"] == 4
-    run_tiny(interrupted, resume=True)
+    # Resumed through the tool with nothing but the folder: every setting is the recorded one.
+    train_tool.main(["--output", str(interrupted), "--resume"])
     resumed = RealNVP.from_preset(str(interrupted / "preset"))
     for a, b in zip(reference.weights, resumed.weights):
         np.testing.assert_allclose(to_numpy(b), to_numpy(a), atol=1e-6, rtol=0, err_msg=a.path)
 
 
-def test_train_tool_help_and_bad_arguments():
+def test_train_tool_help_and_bad_arguments(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--help"], capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 0 and "--resume" in result.stdout and "--distribute" in result.stdout
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--preset", "nope"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "Unknown preset 'nope'" in result.stderr
+    assert result.returncode == 0 and all(flag in result.stdout for flag in ("--resume", "--overwrite", "--distribute"))
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--preset", "nope", "--output",
+                             str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    # A usage error: one line on stderr, status 2 (as argparse's own), no traceback.
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("error: ") and "Unknown preset 'nope'" in last, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution.DataParallel runs on JAX only")

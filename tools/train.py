@@ -9,6 +9,27 @@ training and after each epoch. Into --output (default runs/default) it writes:
     preset/                 the trained model as a preset folder (config.json, metadata.json with
                             dataset, steps, backend and held-out bits/dim, model.weights.h5)
     results.json            the same numbers and the per-epoch history
+    run.json                the run's settings, as it started, and what each --resume changed
+    run.lock                while the run runs: its PID and host
+
+The run folder never loses or mixes work:
+
+- One run at a time: a second run into a folder in use stops with an error naming the PID that
+  holds run.lock. The lock is the OS's: a killed run's leftover run.lock does not block --resume.
+- A new run into a folder that holds another run is refused: pass --resume to continue that run,
+  or --overwrite to move it into a new folder beside it, OUTPUT.old-<date>-<time> (the message
+  says which); nothing is deleted. Files of your own in the folder are left alone.
+- --resume takes every setting you leave out from run.json, and refuses one that differs from
+  it when it decides the model (the whole model config: --preset, --filters, ...), the data or
+  their order (--dataset, --batch-size, --steps-per-epoch, --seed, --learning-rate,
+  --eval-examples), naming each with both values. --epochs, --stop-after-steps,
+  --checkpoint-every, --max-nonfinite-steps and --distribute may change; run.json records it.
+- preset/ and results.json are written beside their place and renamed into it: a crash while
+  they are written leaves the previous ones whole.
+
+Every setting is checked before any work starts. A usage error ends with one line,
+"error: ...", on stderr and exit status 2; a run that diverged (--max-nonfinite-steps) with
+"error: ..." and status 1.
 
 Examples:
 
@@ -18,6 +39,8 @@ Examples:
     KERAS_BACKEND=jax python tools/train.py --preset cifar10 --epochs 100 --distribute   # all local GPUs
     KERAS_BACKEND=tensorflow python tools/train.py --preset cifar10 --epochs 100 --distribute
     python tools/train.py --output runs/default --resume    # continue an interrupted run exactly
+    python tools/train.py --output runs/default --resume --epochs 8   # ... and train it for longer
+    python tools/train.py --output runs/default --overwrite # start again, the old run moved aside
 
 A GPU is used when the backend sees one; no flag is needed. A conditional preset (condition_dim)
 trains on the dataset's labels: its attribute columns (the preset's label_columns), or its classes,
@@ -33,6 +56,10 @@ if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 
+# A new run's number of epochs; a resumed one keeps its recorded number unless --epochs is given.
+DEFAULT_EPOCHS = 4
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -40,41 +67,66 @@ def _positive_int(text):
     return value
 
 
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="embedded_16",
+    # Defaults are None so that --resume can tell a setting left out (the recorded one is used)
+    # from one given (it must equal the recorded one, or be one that may change).
+    parser.add_argument("--preset", default=None,
                         help="built-in preset name, preset folder or hf://owner/repo (default: embedded_16)")
     parser.add_argument("--dataset", default=None,
                         help="'embedded', a local image folder or a Hub dataset id (default: the preset's dataset)")
-    parser.add_argument("--epochs", type=_positive_int, default=4, help="epochs (default: 4)")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help=f"epochs (default: {DEFAULT_EPOCHS}; with --resume the recorded number)")
     parser.add_argument("--steps-per-epoch", type=_positive_int, default=None,
                         help="steps per epoch (default: one pass over the training images)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: the preset's (64)")
-    parser.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default: 1e-3)")
-    parser.add_argument("--output", type=Path, default=Path("runs/default"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init, data order, crops, flips, noise")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
-    parser.add_argument("--checkpoint-every", type=int, default=0,
-                        help="also checkpoint every N steps inside an epoch (default: epoch ends only)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam learning rate, in (0, 1] (default: the preset's, 1e-3)")
+    parser.add_argument("--output", type=Path, default=Path("runs/default"),
+                        help="the run folder (default: runs/default); a new run needs one without another run")
+    parser.add_argument("--seed", type=int, default=None, help="seed of init, data order, crops, flips, noise "
+                        "(default: 0)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run in --output from its latest checkpoint, with its recorded settings")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start a new run in an --output that holds one: the old run is moved (never deleted) "
+                            "into a new folder beside it, OUTPUT.old-<date>-<time>")
+    parser.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
+                        help="also checkpoint every N steps inside an epoch (default: 0, epoch ends only)")
     parser.add_argument("--stop-after-steps", type=_positive_int, default=None,
                         help="stop once this global step is reached, as an interruption would")
-    parser.add_argument("--max-nonfinite-steps", type=_positive_int, default=10,
+    parser.add_argument("--max-nonfinite-steps", type=_positive_int, default=None,
                         help="steps with a non-finite loss or gradients are skipped (weights unchanged); this many "
                              "in a row stop the run with an error, the last good checkpoint intact (default: 10)")
-    parser.add_argument("--eval-examples", type=_positive_int, default=1000,
+    parser.add_argument("--eval-examples", type=_positive_int, default=None,
                         help="held-out images for the per-epoch bits/dim (default: 1000)")
-    parser.add_argument("--distribute", action="store_true",
+    parser.add_argument("--distribute", action=argparse.BooleanOptionalAction, default=None,
                         help="data-parallel over all local devices, the same update as one device with the "
                         "same global batch (--batch-size a multiple of the device count): JAX with "
                         "keras.distribution.DataParallel, TensorFlow with tf.distribute.MirroredStrategy; "
-                        "not available on PyTorch")
+                        "not available on PyTorch (default: off; with --resume as recorded)")
     for name in ("num-scales", "filters", "num-blocks", "condition-dim"):
         parser.add_argument(f"--{name}", type=_positive_int, default=None,
                             help=f"override the preset's {name.replace('-', '_')} (for quick experiments)")
     return parser.parse_args(argv)
 
 
+def _fail(error, status):
+    # One line, whatever the message: what a user or a script reads last on stderr.
+    print("error: " + " ".join(str(error).split()), file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
 def main(argv=None):
+    """Run the command line `argv`; returns the results. A usage error exits with status 2."""
     args = parse_args(argv)
     from keras_realnvp.training import TrainingRun  # after parsing: --help loads no backend
 
@@ -86,17 +138,20 @@ def main(argv=None):
         )
         if value is not None
     }
-    run = TrainingRun(
-        preset=args.preset, dataset=args.dataset, output=args.output, epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
-        checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
-        eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
-        overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps,
-    )
+    epochs = args.epochs if args.epochs is not None or args.resume else DEFAULT_EPOCHS
     try:
+        run = TrainingRun(
+            preset=args.preset, dataset=args.dataset, output=args.output, epochs=epochs,
+            steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
+            overwrite=args.overwrite, checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
+            eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
+            overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps,
+        )
         return run.run()
-    except (ValueError, FloatingPointError) as error:  # FloatingPointError: TrainingDivergedError
-        raise SystemExit(f"error: {error}") from None
+    except FloatingPointError as error:  # TrainingDivergedError: the run failed, the settings were valid
+        _fail(error, 1)
+    except ValueError as error:  # every check of the settings, the run folder and the data
+        _fail(error, 2)
 
 
 if __name__ == "__main__":

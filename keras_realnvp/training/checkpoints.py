@@ -7,6 +7,9 @@ place, and the state file is replaced atomically after that, so the state file a
 names finished checkpoints. On restore a checkpoint whose size or hash does not match
 (truncated, corrupt, missing) is set aside as `<name>.corrupt` and the one before it is
 used; one that fails to load for another reason is skipped.
+
+The folder belongs to one run at a time (the run folder's `RunLock`): a save removes the
+leftovers of an earlier save that was killed, which would be another run's save in progress.
 """
 
 import hashlib
@@ -16,32 +19,11 @@ from pathlib import Path
 
 import keras
 
+from keras_realnvp.training.run_folder import _fsync_directory, write_text_atomically
+
 STATE_FILE = "state.json"
 KEEP = 2
 _INCOMPLETE = "incomplete-"
-
-
-def _fsync_directory(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened; rename is durable enough there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_directory(path.parent)
 
 
 def file_digest(path) -> tuple[int, str]:
@@ -89,7 +71,7 @@ class CheckpointManager:
         return json.loads(path.read_text())
 
     def _write_state(self, entries) -> None:
-        _atomic_write_text(self.folder / STATE_FILE, json.dumps({"checkpoints": entries}, indent=1))
+        write_text_atomically(self.folder / STATE_FILE, json.dumps({"checkpoints": entries}, indent=1))
 
     def entries(self) -> list:
         """The checkpoints the state file names, oldest first (`file`, `step`, hash, extras)."""

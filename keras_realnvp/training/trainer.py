@@ -1,8 +1,10 @@
 """The training run behind `tools/train.py`: presets, data, epochs, checkpoints, results."""
 
 import dataclasses
+import datetime
 import json
 import math
+import numbers
 import time
 from pathlib import Path
 
@@ -16,9 +18,63 @@ from keras_realnvp.models.realnvp import RealNVP
 from keras_realnvp.replicas import distribution_scope
 from keras_realnvp.training.checkpoints import CheckpointEvery, CheckpointManager
 from keras_realnvp.training.finite_steps import SkipNonFiniteSteps
+from keras_realnvp.training.optimizer import GlobalBatchAdam
+from keras_realnvp.training.run_folder import (
+    RunFolderError,
+    check_output_folder,
+    open_run_folder,
+    read_settings,
+    setting_differences,
+    write_preset_atomically,
+    write_settings,
+    write_text_atomically,
+)
+from keras_realnvp.version import __version__
 from keras_realnvp.visualization import image_grid, save_image_grid
 
 GRID_IMAGES = 64
+# A learning rate outside (0, MAX_LEARNING_RATE] is refused: Adam moves every weight by about the
+# learning rate per step, and at 1 the tiny test model already ends at 1e8 bits/dim (measured).
+MAX_LEARNING_RATE = 1.0
+# The defaults of a new run; a resumed run takes the recorded values of settings left `None`.
+DEFAULTS = {"preset": "embedded_16", "epochs": 3, "seed": 0, "checkpoint_every": 0, "eval_examples": 1000,
+            "distribute": False, "max_nonfinite_steps": 10}
+# Settings that decide the model, the data or their order: a resumed run must keep them. Those
+# requested as arguments are compared first; then the built `model` (its full config) and what the
+# preset says of the data and the optimizer.
+REQUESTED = ("preset", "dataset", "batch_size", "steps_per_epoch", "seed", "learning_rate", "eval_examples")
+FIXED = (*REQUESTED, "model", "dataset_spec", "optimizer")
+# Settings a resumed run may change (each change is recorded in run.json); those left `None` on
+# resume keep their recorded values, except `stop_after_steps` (`None`: run to the end).
+CHANGEABLE = ("epochs", "checkpoint_every", "stop_after_steps", "max_nonfinite_steps", "distribute")
+# Model config entries that are not the architecture (`seed` is the run's, compared as such).
+_NOT_ARCHITECTURE = ("name", "dtype", "trainable", "seed")
+
+
+def model_settings(model) -> dict:
+    """The model's config as a run records and compares it: every constructor argument but name, dtype, seed.
+
+    Example:
+
+    >>> from keras_realnvp import RealNVP
+    >>> config = model_settings(RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1, seed=3))
+    >>> config["filters"], config["image_shape"], "seed" in config or "name" in config
+    (4, [8, 8, 1], False)
+    """
+    config = json.loads(json.dumps(model.get_config()))  # as run.json stores it: tuples as lists
+    return {key: value for key, value in config.items() if key not in _NOT_ARCHITECTURE}
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _same_source(recorded, requested) -> bool:
+    # A preset or dataset given as a local folder may be named by another path to it.
+    if recorded == requested:
+        return True
+    a, b = Path(str(recorded)), Path(str(requested))
+    return a.is_dir() and b.is_dir() and a.resolve() == b.resolve()
 
 
 @dataclasses.dataclass
@@ -36,30 +92,46 @@ class TrainingRun:
             held-out bits/dim are then those of `log p(x | y)`, the sample grids draw each sample
             with the labels of the held-out image beside it, and the preset's metadata records
             the `label_names`.
-        output: folder for checkpoints, sample grids, `results.json` and the final
-            preset folder `output/preset`.
+        output: the run folder: checkpoints, sample grids, `results.json`, the final preset
+            folder `output/preset`, the run's settings `run.json` and, while it runs, its lock
+            `run.lock`. One run at a time: a second one is refused (naming the PID that holds
+            the lock; a killed run's lock does not count). A new run is refused in a folder
+            that holds another run's files unless `overwrite`. The preset folder and
+            `results.json` are written beside their place and renamed into it, so a crash
+            leaves the previous ones whole.
         epochs, steps_per_epoch, batch_size: the schedule (`steps_per_epoch=None`: one
-            pass over the training images).
-        seed: seed of the initialization, data order, crops, flips and dequantization.
-        resume: continue from the latest checkpoint in `output/checkpoints`.
-        checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
+            pass over the training images; default epochs 3, batch size the preset's).
+        seed: seed of the initialization, data order, crops, flips and dequantization (default 0).
+        resume: continue from the latest checkpoint in `output/checkpoints`. The settings
+            left `None` are the recorded ones (`run.json`); any other setting that decides the
+            model (the whole model config: preset and `overrides`), the data or their order
+            (`dataset`, `batch_size`, `steps_per_epoch`, `seed`, `learning_rate`,
+            `eval_examples`) must equal the recorded one, else a `ValueError` names each
+            difference. `epochs`, `checkpoint_every`, `stop_after_steps`, `max_nonfinite_steps`
+            and `distribute` may change; the change is recorded in `run.json`.
+        overwrite: a new run in a folder that holds another run first moves that run's files
+            into a new sibling folder `<output>.old-<date>-<time>` (nothing is deleted).
+        checkpoint_every: also checkpoint every this many steps (0, the default: at epoch ends only).
         stop_after_steps: stop (as if interrupted) once this global step is reached.
-        eval_examples: held-out images used for the bits/dim reported each epoch.
-        learning_rate: Adam's learning rate (default: the preset's).
+        eval_examples: held-out images used for the bits/dim reported each epoch (default 1000).
+        learning_rate: Adam's learning rate, in (0, 1] (default: the preset's).
         distribute: data-parallel over all local devices, each taking an equal share of
             every batch (the batch size must be a multiple of the device count): JAX with
             `keras.distribution.DataParallel`, TensorFlow with a `tf.distribute.MirroredStrategy`
             over the local GPUs (else the logical CPU devices); not available on PyTorch. A step
             computes the single-device update of the same global batch: batch statistics,
-            the loss and the dequantization noise are the global batch's. Under TensorFlow,
-            Keras clips gradients (`global_clipnorm`) per replica, before they are summed.
+            the loss, the dequantization noise and the gradient-norm clip
+            (`GlobalBatchAdam`) are the global batch's.
         overrides: constructor arguments replacing the preset's (e.g. a tiny `filters`).
         verbose: Keras progress bars.
         max_nonfinite_steps: a step whose loss or gradients are not finite is skipped
             (weights and optimizer state unchanged), reported and recorded (`skipped_steps`
             in the results, checkpoints and per-epoch history); this many in a row stop the
             run with a `TrainingDivergedError`, leaving the newest checkpoint that of the
-            last step applied.
+            last step applied (default 10).
+
+    Every setting is checked when the run is made (`ValueError`); `run()` then fills those
+    left `None` (from `run.json` when resuming, else the defaults) before any work starts.
 
     Example:
 
@@ -69,30 +141,56 @@ class TrainingRun:
     >>> results = run.run()
     >>> results["steps"], sorted(p.name for p in (run.output / "preset").iterdir())
     (2, ['config.json', 'metadata.json', 'model.weights.h5'])
+    >>> sorted(p.name for p in run.output.iterdir())
+    ['checkpoints', 'preset', 'results.json', 'run.json', 'samples_epoch_001.png']
     """
 
-    preset: str = "embedded_16"
+    preset: str | None = None
     dataset: str | None = None
     output: Path = Path("runs/default")
-    epochs: int = 3
+    epochs: int | None = None
     steps_per_epoch: int | None = None
     batch_size: int | None = None
-    seed: int = 0
+    seed: int | None = None
     resume: bool = False
-    checkpoint_every: int = 0
+    checkpoint_every: int | None = None
     stop_after_steps: int | None = None
-    eval_examples: int = 1000
+    eval_examples: int | None = None
     learning_rate: float | None = None
-    distribute: bool = False
+    distribute: bool | None = None
     overrides: dict = dataclasses.field(default_factory=dict)
     verbose: int = 1
-    max_nonfinite_steps: int = 10
+    max_nonfinite_steps: int | None = None
+    overwrite: bool = False
 
     def __post_init__(self):
+        for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch_size", 1), ("eval_examples", 1),
+                          ("max_nonfinite_steps", 1), ("stop_after_steps", 1), ("checkpoint_every", 0),
+                          ("seed", 0)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, got {value!r}.")
+            if value < low:
+                raise ValueError(f"{name} must be at least {low}, got {value}.")
+        if self.seed is not None and self.seed >= 2**32:  # what NumPy's and the backends' seeding accepts
+            raise ValueError(f"seed must be below 2**32, got {self.seed}.")
+        if self.learning_rate is not None:
+            rate = self.learning_rate
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate <= MAX_LEARNING_RATE:
+                # `not 0 < nan` is True: NaN is refused here too; so is inf.
+                raise ValueError(f"learning_rate must be a number in (0, {MAX_LEARNING_RATE:g}], got {rate!r}.")
+            self.learning_rate = float(rate)
+        for name in ("preset", "dataset"):
+            if getattr(self, name) is not None and not (isinstance(getattr(self, name), str) and getattr(self, name)):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}.")
+        if not isinstance(self.overrides, dict) or not all(isinstance(k, str) for k in self.overrides):
+            raise ValueError(f"overrides must be a dict of constructor arguments, got {self.overrides!r}.")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in --output, --overwrite moves it aside: pass one of them.")
         self.output = Path(self.output)
-        for name in ("epochs", "eval_examples", "max_nonfinite_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        check_output_folder(self.output, resume=self.resume)
 
     def _log(self, message):
         if self.verbose:
@@ -105,25 +203,128 @@ class TrainingRun:
         training = metadata.get("training", {})
         return template, metadata, spec, training
 
-    def _compile(self, model, training):
+    @staticmethod
+    def _optimizer_settings(training) -> dict:
+        """Adam's settings but the learning rate: the preset's."""
         optimizer_spec = training.get("optimizer", {})
-        optimizer = keras.optimizers.Adam(
-            learning_rate=self.learning_rate or optimizer_spec.get("learning_rate", 1e-3),
-            beta_1=optimizer_spec.get("beta_1", 0.9),
-            beta_2=optimizer_spec.get("beta_2", 0.999),
-            epsilon=optimizer_spec.get("epsilon", 1e-8),
-            global_clipnorm=training.get("global_clipnorm", 100.0),
-        )
+        return {
+            "beta_1": optimizer_spec.get("beta_1", 0.9),
+            "beta_2": optimizer_spec.get("beta_2", 0.999),
+            "epsilon": optimizer_spec.get("epsilon", 1e-8),
+            "global_clipnorm": training.get("global_clipnorm", 100.0),
+        }
+
+    def _compile(self, model, training):
+        # The clip engages at every step of the nats-per-image objective: under tf.distribute it
+        # must see the global batch's gradient, not each replica's share (GlobalBatchAdam).
+        optimizer = GlobalBatchAdam(learning_rate=self.learning_rate, **self._optimizer_settings(training))
         model.compile(optimizer=optimizer)
 
     def run(self) -> dict:
-        """Train; returns the results (also written to `output/results.json`)."""
-        with distribution_scope(self.distribute) as self._replicas:
-            return self._run()
+        """Train; returns the results (also written to `output/results.json`).
 
-    def _run(self) -> dict:
+        The run holds the folder's lock from start to end; see the class docstring for what
+        is refused and what is recorded.
+        """
+        lock, moved = open_run_folder(self.output, resume=self.resume, overwrite=self.overwrite)
+        with lock:
+            if moved is not None:  # said whatever `verbose` is: where the previous run went
+                print(f"--overwrite: moved the previous run in {self.output} aside to {moved}", flush=True)
+            record = read_settings(self.output) if self.resume else None
+            if self.distribute is None:  # needed before the model is built, inside the distribution
+                recorded = record["settings"] if record else {}
+                self.distribute = bool(recorded.get("distribute", DEFAULTS["distribute"]))
+            with distribution_scope(self.distribute) as self._replicas:
+                return self._run(record)
+
+    def _settle(self, recorded: dict | None) -> list:
+        """Fill the settings left `None`: the `recorded` ones when resuming, else the defaults.
+
+        Returns the `REQUESTED` settings that differ from the recorded ones (the model and what
+        the preset decides are compared once the model is built).
+        """
+        differences = []
+        if recorded is not None:
+            for name in REQUESTED:
+                value = getattr(self, name)
+                if value is None:
+                    setattr(self, name, recorded.get(name))
+                elif name in ("preset", "dataset"):
+                    if not _same_source(recorded.get(name), value):
+                        differences += setting_differences(recorded, {name: value}, [name])
+                else:
+                    differences += setting_differences(recorded, {name: value}, [name])
+            # Overrides given now change the recorded ones; the built model is compared as a whole.
+            self.overrides = {**recorded.get("overrides", {}), **self.overrides}
+            for name in ("epochs", "checkpoint_every", "max_nonfinite_steps"):
+                if getattr(self, name) is None:
+                    setattr(self, name, recorded.get(name))
+        for name, value in DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        return differences
+
+    def _settings(self, model, source, spec, training, steps_per_epoch) -> dict:
+        """What `run.json` records of this run (see `FIXED` and `CHANGEABLE`)."""
+        return {
+            "preset": self.preset,
+            "dataset": source,
+            "dataset_spec": spec,
+            "model": model_settings(model),
+            "overrides": self.overrides,
+            "batch_size": self.batch_size,
+            "steps_per_epoch": steps_per_epoch,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "optimizer": self._optimizer_settings(training),
+            "eval_examples": self.eval_examples,
+            **{name: getattr(self, name) for name in CHANGEABLE},
+        }
+
+    def _check_resumed(self, record, settings, restored_model, step, steps_per_epoch):
+        """Refuse a resume whose settings or checkpoint do not match the run; record what changed."""
+        recorded = record["settings"] if record else None
+        # The checkpoint holds the model that training continues: it must be the one asked for
+        # (the only check of a run started before run.json was written).
+        restored = model_settings(restored_model)
+        self._refuse_differences(setting_differences(restored, settings["model"],
+                                                     sorted({*restored, *settings["model"]}), "checkpoint model."))
+        if step > self.epochs * steps_per_epoch:
+            raise RunFolderError(
+                f"--resume: the run in {self.output} already reached step {step}; --epochs {self.epochs} ends at step "
+                f"{self.epochs * steps_per_epoch}. Pass at least --epochs {math.ceil(step / steps_per_epoch)}."
+            )
+        resumed = {"date": _utc_now(), "step": step, "backend": keras.backend.backend()}
+        if recorded is None:
+            print(f"warning: {self.output} has no run.json (a run started by an older version): its settings were "
+                  "not recorded and only the model could be checked; recording the current ones", flush=True)
+            record = {"settings": settings, "started": None, "resumes": []}
+        else:
+            resumed["changes"] = {name: [recorded.get(name), settings[name]] for name in CHANGEABLE
+                                  if recorded.get(name) != settings[name]}
+            record["settings"] = {**recorded, **{name: settings[name] for name in CHANGEABLE}}
+        record.setdefault("resumes", []).append(resumed)
+        write_settings(self.output, record)
+
+    def _refuse_differences(self, differences):
+        if differences:
+            raise RunFolderError(
+                f"--resume: the run in {self.output} was started with other settings, and a resumed run keeps every "
+                f"setting that decides the model, the data or their order: {'; '.join(differences)}. Leave them out "
+                "to use the recorded ones, or start a new run (--overwrite, or another --output)."
+            )
+
+    def _run(self, record) -> dict:
+        differences = self._settle(record["settings"] if record else None)
         keras.utils.set_random_seed(self.seed)
         model, metadata, spec, training = self._build()
+        if record is not None:  # before any data is read: the model, and what the preset says of data and optimizer
+            built = {"dataset_spec": spec, "optimizer": self._optimizer_settings(training)}
+            recorded, architecture = record["settings"], model_settings(model)
+            differences += setting_differences(recorded["model"], architecture,
+                                               sorted({*recorded["model"], *architecture}), "model.")
+            differences += setting_differences(recorded, built, ["dataset_spec", "optimizer"])
+        self._refuse_differences(differences)
         source = self.dataset or (EMBEDDED if spec.get("source") == EMBEDDED else spec.get("hub_id"))
         if not source:
             raise ValueError(f"Preset {self.preset!r} names no dataset; pass --dataset (a folder or a Hub id).")
@@ -135,22 +336,31 @@ class TrainingRun:
             eval_labels, _ = source_labels(eval_source, spec, model.condition_dim)
         evaluation = evaluation_images(eval_source, model.image_shape, preprocessing, self.eval_examples, eval_labels)
         eval_pixels, eval_labels = evaluation if eval_labels is not None else (evaluation, None)
-        batch_size = self.batch_size or training.get("batch_size", 64)
+        self.batch_size = batch_size = self.batch_size or training.get("batch_size", 64)
         if batch_size % self._replicas:
             raise ValueError(f"--distribute: the batch size {batch_size} must be a multiple of the {self._replicas} "
                              "devices, which each take an equal share of every batch.")
         steps_per_epoch = self.steps_per_epoch or max(1, len(train_source) // batch_size)
+        if self.learning_rate is None:
+            self.learning_rate = float(training.get("optimizer", {}).get("learning_rate", 1e-3))
         self._compile(model, training)
+        settings = self._settings(model, source, spec, training, steps_per_epoch)
 
         manager = CheckpointManager(self.output / "checkpoints")
         history, step, skipped = [], 0, []
         if self.resume:
             restored = manager.restore()
             if restored is None:
-                raise ValueError(f"--resume: no checkpoint in {manager.folder}.")
+                raise RunFolderError(f"--resume: no checkpoint in {manager.folder} to continue from; start the run "
+                                     "again with --overwrite (which moves this one aside).")
             model, entry = restored
             step, history, skipped = entry["step"], entry.get("history", []), entry.get("skipped_steps", [])
+            self._check_resumed(record, settings, model, step, steps_per_epoch)
             self._log(f"resumed from {manager.folder / entry['file']} at step {step}")
+        else:
+            record = {"settings": settings, "started": _utc_now(), "backend": keras.backend.backend(),
+                      "keras_realnvp_version": __version__, "resumes": []}
+            write_settings(self.output, record)
         total = self.epochs * steps_per_epoch
         last = min(total, self.stop_after_steps or total)
         self._log(
@@ -221,16 +431,17 @@ class TrainingRun:
             "held_out_standard_error": standard_error,
             "held_out_images": int(len(eval_pixels)),
             "evaluation_seed": self.seed,
+            "objective": model.training_objective(),
         }
         if label_names is not None:  # what each entry of a conditional model's label vector means
             trained["label_names"] = label_names
         preset_metadata = {**{k: v for k, v in metadata.items() if k not in ("weights",)}, "trained": trained}
         preset_metadata.pop("parameter_count", None)
-        folder = model.save_to_preset(self.output / "preset", preset_metadata)
+        folder = write_preset_atomically(model, self.output / "preset", preset_metadata)
         results = {**trained, "history": history, "skipped_steps": list(guard.skipped_steps),
                    "train_seconds": round(time.perf_counter() - start, 1),
                    "preset_folder": str(folder), "paper_bits_per_dim": metadata.get("paper_bits_per_dim")}
-        (self.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomically(self.output / "results.json", json.dumps(results, indent=2) + "\n")
         self._log(f"held-out bits/dim {mean:.4f} +- {standard_error:.4f}; preset written to {folder}")
         return results
 
