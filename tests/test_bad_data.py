@@ -133,6 +133,20 @@ def test_unusable_files_are_reported_by_name(tmp_path, name):
         evaluation_images(source, (8, 8, 3))
 
 
+@pytest.mark.parametrize("name", ["truncated.png", "text.png", "float.tiff"])
+def test_a_streamed_folder_reports_unusable_files_by_name_too(tmp_path, name):
+    from keras_realnvp.data.streaming import StreamingBatches
+
+    data, message = BROKEN[name]
+    folder = _folder_with(tmp_path, name, data)
+    source = open_source(str(folder), SPEC, "train", streaming=True, buffer_size=2)
+    batches = StreamingBatches(source, (8, 8, 3), len(source), seed=0, start_step=0, num_steps=1)
+    with pytest.raises(ValueError, match=message):
+        batches[0]
+    with pytest.raises(ValueError, match=message):
+        evaluation_images(source, (8, 8, 3))  # the training split in stored order: every file is read
+
+
 def test_an_image_of_the_wrong_size_is_reported_by_name(tmp_path):
     folder = _folder_with(tmp_path, "small.png", lambda f: b"")
     (folder / "small.png").unlink()

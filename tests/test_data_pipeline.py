@@ -155,3 +155,40 @@ def test_class_labels_of_sub_folders_and_of_the_embedded_photos(tmp_path):
         from keras_realnvp.data.sources import _binary
 
         _binary([0, 2], "in a test")
+
+
+def _as_fit_reads(batches) -> list:
+    """The batches in the order `model.fit` receives them: through Keras' PyDataset adapter and its
+    ordered enqueuer (worker threads, or processes with `use_multiprocessing`)."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    adapter = PyDatasetAdapter(batches, shuffle=False)
+    adapter.on_epoch_begin()
+    got = list(adapter.get_numpy_iterator())
+    adapter.on_epoch_end()
+    return got
+
+
+@pytest.mark.parametrize("workers, processes", [(2, False), (4, False), (2, True)])
+def test_the_batches_are_the_same_whatever_the_worker_count(tmp_path, workers, processes):
+    from keras_realnvp.data.sources import source_labels
+
+    rng = np.random.default_rng(1)
+    for i in range(24):
+        folder = tmp_path / ("a" if i % 3 else "b")
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(folder / f"{i:02d}.jpg")
+    source = open_source(str(tmp_path), {"held_out_every": 1000}, "train")
+    labels, _ = source_labels(source, {}, 2)
+    arguments = (source, (64, 64, 3), 4, 7, 3, 9, "celeba", True)  # passes 0 to 2 of 6 batches each
+    serial = TrainingBatches(*arguments, labels=labels)
+    expected = [serial[i][0] for i in range(9)]
+    parallel = TrainingBatches(*arguments, labels=labels, workers=workers, use_multiprocessing=processes,
+                               max_queue_size=3)
+    got = _as_fit_reads(parallel)
+    assert len(got) == 9
+    for (inputs,), wanted in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(inputs["images"], wanted["images"])
+        np.testing.assert_array_equal(inputs["labels"], wanted["labels"])
+    assert _as_fit_reads(TrainingBatches(*arguments, labels=labels))[4][0]["images"].tobytes() == \
+        expected[4]["images"].tobytes()  # the adapter itself changes nothing
