@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
 	# The CPU wheel first, so that the `torch` extra's range is already satisfied.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[jax,torch,tensorflow-cpu,embedded,test]"
+	$(BIN)/python -m pip install -q -e ".[jax,torch,tensorflow-cpu,embedded,train,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
