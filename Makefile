@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/python tools/train.py
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(BIN)/python tools/train.py --overwrite
 
 # One pytest process per backend; all backends run even if one fails.
 test: $(STAMP)
