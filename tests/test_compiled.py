@@ -56,10 +56,17 @@ def test_compiled_training_gives_the_eager_loss(rng, mode):
     eager_losses, eager_weights, _ = _train("eager", weights, batches)
     losses, trained_weights, model = _train(mode, weights, batches)
     assert mode == "xla" or model.run_eagerly is False
-    np.testing.assert_allclose(losses, eager_losses, atol=1e-5, rtol=0)
-    # Weights, running averages and optimizer-driven updates agree too (float32 round-off).
+    # The loss is in nats per image (about 1,000 here): another reduction order in float32 moves it
+    # by a few ulps (measured up to 9.8e-4, i.e. 1e-6 relative); 3e-6 relative is 2e-5 bits/dim.
+    np.testing.assert_allclose(losses, eager_losses, rtol=3e-6, atol=0)
+    # Weights, running averages and optimizer-driven updates agree too (float32 round-off). Adam
+    # turns a gradient that is zero up to round-off into a +-lr step of either sign, so a few
+    # weights may differ by up to 2 lr per step (measured: 2 of 12 entries of one tensor, 1.3e-4).
+    close = np.concatenate([np.ravel(np.isclose(g, e, atol=1e-4, rtol=1e-4))
+                            for g, e in zip(trained_weights, eager_weights)])
+    assert close.mean() > 0.99, close.mean()
     for got, expected in zip(trained_weights, eager_weights):
-        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(got, expected, atol=2 * 2 * 1e-3, rtol=0)
 
 
 def test_compiled_inference_matches_eager_and_sees_new_weights(rng):
