@@ -18,11 +18,17 @@ mirrors what each Keras trainer does for `predict`:
 
 A model with `run_eagerly = True` runs the functions as plain Python, for debugging.
 
+Inference stays differentiable for a caller who differentiates (scores `d log p(x) / dx`,
+Langevin sampling, attacks), and keeps nothing for one who does not; each backend's own
+mechanism decides, see `compile_inference` and `run_inference`. Input checks that read
+values ask `concrete_value` whether a caller's trace has computed them yet.
+
 The other choices made here are the memory layout convolutions run in
 (`conv_data_format`) and which operations XLA's CPU compiler gives to the YNNPACK library
 (`configure_xla_cpu`); see their docstrings.
 """
 
+import contextlib
 import os
 
 import keras
@@ -34,6 +40,19 @@ def compile_inference(model, fn):
     `args` may be tensors, nested lists of tensors, or `None`; a new input shape
     compiles anew (like `predict`), the same shape reuses the compiled function. The
     model's variables are read at every call, so training between calls is seen.
+
+    Gradients flow through the result exactly when the caller differentiates, by each
+    backend's own rule (a plain call keeps no graph on any backend):
+
+    - JAX: the jitted function is an ordinary JAX function, so a caller's `jax.grad`,
+      `jax.jit` or `jax.vmap` traces through it (tracers as arguments, also as the
+      variables' values inside a caller's `keras.StatelessScope`); outside a trace JAX
+      records nothing.
+    - TensorFlow: a `tf.function` is differentiable: a `tf.GradientTape` that watches an
+      argument (or reads the model's variables) records the call, and inside a caller's
+      `tf.function` the call is traced into that graph. With no tape recording, nothing is
+      kept. (TensorFlow has no public "is a tape recording" query; none is needed.)
+    - PyTorch: `run_inference`'s rule, autograd only for arguments that require grad.
 
     Example:
 
@@ -54,6 +73,106 @@ def compile_inference(model, fn):
     if backend == "torch":
         return _TorchFunction(model, fn)
     return _Eager(model, fn)
+
+
+def run_inference(fn, *args):
+    """`fn(*args)` run eagerly, recording gradients only when the caller differentiates.
+
+    On PyTorch the caller differentiates when autograd is enabled (`torch.is_grad_enabled()`)
+    and a tensor among `args` (nested lists and tuples included) has `requires_grad`: then
+    `fn` runs with autograd, and `backward()` reaches those tensors. Otherwise it runs under
+    `torch.no_grad()`, so the result has no graph keeping every activation alive (the
+    model's own parameters always require grad, so they cannot be the signal: to train,
+    call the model, as `fit` does). On JAX and TensorFlow `fn` just runs: their autodiff
+    records only inside a caller's transformation (`jax.grad`, ...) or `tf.GradientTape`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> y = run_inference(lambda x: 2.0 * x, ops.convert_to_tensor(np.ones(3, "float32")))
+    >>> ops.convert_to_numpy(y).tolist()
+    [2.0, 2.0, 2.0]
+    """
+    if keras.backend.backend() != "torch":
+        return fn(*args)
+    import torch
+
+    if torch.is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in keras.tree.flatten(args)):
+        return fn(*args)
+    with torch.no_grad():
+        return fn(*args)
+
+
+def concrete_value(x):
+    """`x` if its values can be read now, else `None` (a caller's trace has not computed them yet).
+
+    `None` for a JAX tracer without a concrete value (inside a caller's `jax.jit` or
+    `jax.vmap`) and for a symbolic TensorFlow tensor (inside a `tf.function`). Under
+    `jax.grad` alone the values exist: the tracer's concrete value is returned. NumPy
+    arrays, eager tensors and PyTorch tensors (autograd or not) are returned as they are.
+    Read the result inside `evaluating_now()`, which runs operations on it at once even
+    while a caller is tracing.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.ones(3)
+    >>> concrete_value(x) is x
+    True
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        if isinstance(x, jax.core.Tracer):
+            # Tracer.to_concrete_value (jax >= 0.4.36) gives the values under jax.grad; an
+            # older jax has no such method: treated as unknown, the values are not checked.
+            to_concrete = getattr(x, "to_concrete_value", None)
+            return to_concrete() if to_concrete is not None else None
+        return x
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return None if tf.is_tensor(x) and tf.is_symbolic_tensor(x) else x
+    return x
+
+
+@contextlib.contextmanager
+def evaluating_now():
+    """Operations inside run at once on concrete values, and record no gradient.
+
+    Inside a caller's `jax.jit` JAX would stage even operations on concrete arrays into the
+    traced program (`jax.ensure_compile_time_eval` runs them instead), and inside a
+    `tf.function` TensorFlow would add them to the graph (`tf.init_scope` lifts them out);
+    on PyTorch `torch.no_grad()` keeps them off the autograd graph. For checks of input
+    values, on what `concrete_value` returns.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> with evaluating_now():
+    ...     bool(ops.convert_to_numpy(ops.all(ops.isfinite(np.ones(3)))))
+    True
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        context = jax.ensure_compile_time_eval()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        context = tf.init_scope()
+    elif backend == "torch":
+        import torch
+
+        context = torch.no_grad()
+    else:
+        context = contextlib.nullcontext()
+    with context:
+        yield
 
 
 def conv_data_format() -> str:
@@ -140,6 +259,9 @@ class _Eager:
         self.model = model
         self.fn = fn
 
+    def __call__(self, *args):  # a backend with nothing to compile with
+        return run_inference(self.fn, *args)
+
     def _eager(self):
         return bool(getattr(self.model, "run_eagerly", False))
 
@@ -181,10 +303,5 @@ class _TensorFlowFunction(_Eager):
 
 
 class _TorchFunction(_Eager):
-    def __call__(self, *args):
-        import torch
-
-        if self._eager():
-            return self.fn(*args)
-        with torch.no_grad():
-            return self.fn(*args)
+    """Eager in both modes (Keras' torch trainer does not call torch.compile either), with
+    autograd only when the caller differentiates: `_Eager.__call__`, i.e. `run_inference`."""

@@ -112,3 +112,42 @@ def gradient(fn, x):
             return ops.sum(fn(x))
 
     return np.asarray(jax.grad(total)(np.asarray(x)))
+
+
+def seeded_weights(model_or_layer, seed=0):
+    """Set every float weight from `seed` alone, so the model is the same function on every backend.
+
+    Unlike `randomize_weights`, nothing depends on the initial values (Keras draws them
+    differently per backend). Running variances become uniform in [0.5, 2], batch-norm
+    gammas and all scales (weight-norm magnitudes, the couplings' tanh scales) uniform in
+    [0.5, 1], everything else N(0, 0.3^2): far enough from the initialization that every
+    part of the flow (s and t, the batch norms) bends the density.
+    """
+    rng = np.random.default_rng(seed)
+    for v in model_or_layer.weights:
+        dtype = keras.backend.standardize_dtype(v.dtype)
+        if not dtype.startswith("float"):
+            continue
+        shape, name = tuple(v.shape), v.path.split("/")[-1]
+        if "variance" in name:
+            value = rng.uniform(0.5, 2.0, shape)
+        elif name in ("gamma", "scale"):
+            value = rng.uniform(0.5, 1.0, shape)
+        else:
+            value = rng.normal(0.0, 0.3, shape)
+        v.assign(value.astype(dtype))
+
+
+def central_differences(fn, x, step):
+    """`d fn(x)[n] / d x[n]` for each example `n`, by central differences of size `step`.
+
+    `fn` maps a batch `(N, ...)` to one value per example, `(N,)`, each depending on its own
+    example only (as a flow's density in inference mode does): then all `2 * D * N`
+    perturbed inputs go through `fn` as one batch. Returns an array shaped like `x`.
+    """
+    x = np.asarray(x, dtype="float64")
+    count, dims = x.shape[0], x[0].size
+    offsets = step * np.eye(dims).reshape(dims, 1, *x.shape[1:])
+    batch = np.concatenate([x[None] + offsets, x[None] - offsets]).reshape(-1, *x.shape[1:])
+    values = to_numpy(fn(batch)).astype("float64").reshape(2, dims, count)
+    return ((values[0] - values[1]) / (2.0 * step)).T.reshape(x.shape)

@@ -1,4 +1,12 @@
-"""Early, specific checks of what users pass to the model's public methods."""
+"""Early, specific checks of what users pass to the model's public methods.
+
+Shapes and dtypes are checked on every call. Values (finite, within a range) are checked
+wherever they exist, which includes calls under `jax.grad`, a `tf.GradientTape` and PyTorch
+autograd; inside a caller's `jax.jit` or `jax.vmap`, or a `tf.function`, traced inputs have
+no values yet, and only their value checks are skipped (`check_finite_in_range`). A dimension
+a trace leaves unknown (`None`, e.g. the batch of a `tf.function` input signature) matches
+any size.
+"""
 
 import math
 
@@ -6,7 +14,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_realnvp.compiled import concrete_value, evaluating_now
+
 _REAL_KINDS = ("int", "uint", "float", "bfloat")
+
+
+def _same_shape(got, expected):
+    """`got == expected`, where a `None` (a dimension a trace leaves unknown) matches any size."""
+    return len(got) == len(expected) and all(a is None or b is None or a == b for a, b in zip(got, expected))
 
 
 def _dtype_name(x):
@@ -14,7 +29,20 @@ def _dtype_name(x):
 
 
 def as_array(x, what):
-    """`x` itself if it has a shape and dtype, else `np.asarray(x)`; rejects non-numbers."""
+    """`x` itself if it has a shape and dtype, else `np.asarray(x)`; rejects non-numbers.
+
+    Tensors (also tracers and tensors that require grad) are returned as they are, so a
+    caller's gradient still reaches them.
+
+    Example:
+
+    >>> as_array([[1, 2]], "images").shape
+    (1, 2)
+    >>> as_array([["a"]], "images")
+    Traceback (most recent call last):
+    ...
+    ValueError: images must have an integer or floating dtype, got <U1.
+    """
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         try:
             x = np.asarray(x)
@@ -30,15 +58,43 @@ def as_array(x, what):
 
 
 def check_finite_in_range(x, what, low, high, high_inclusive=False):
-    """Raise a `ValueError` if `x` has NaN/inf or values outside [low, high)."""
+    """Raise a `ValueError` if `x` has NaN/inf or values outside [low, high) (`low=None`: finite only).
+
+    The check reads values, so it runs wherever they exist: on arrays and eager tensors,
+    and under `jax.grad`, a `tf.GradientTape` or PyTorch autograd (without recording
+    anything for the gradient). A traced `x` inside a caller's `jax.jit` or `jax.vmap`, or a
+    `tf.function`, has no values yet (`keras_realnvp.compiled.concrete_value`): there the
+    check is skipped, and NaN or out-of-range input gives whatever the model computes from it.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_finite_in_range(np.array([0.0, 255.5]), "images", 0.0, 256.0)
+    >>> check_finite_in_range(np.array([1.0, np.nan]), "labels", None, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels contains NaN or infinite values.
+    """
+    values = concrete_value(x)
+    if values is None:
+        return
+    # At once even inside a caller's trace (a concrete array closed over by jax.jit), and
+    # off the autograd graph of a caller who differentiates.
+    with evaluating_now():
+        _check_values(values, what, low, high, high_inclusive)
+
+
+def _check_values(x, what, low, high, high_inclusive):
+    # bool() and float() of the scalar results, not convert_to_numpy: they also read the tensors
+    # of torch.func.grad, whose storage numpy cannot see.
     if _dtype_name(x).startswith(("float", "bfloat")):
-        finite = bool(ops.convert_to_numpy(ops.all(ops.isfinite(x))))
+        finite = bool(ops.all(ops.isfinite(x)))
         if not finite:
             raise ValueError(f"{what} contains NaN or infinite values.")
     if low is None:
         return
-    lo = float(ops.convert_to_numpy(ops.min(x)))
-    hi = float(ops.convert_to_numpy(ops.max(x)))
+    lo = float(ops.min(x))
+    hi = float(ops.max(x))
     above = hi > high if high_inclusive else hi >= high
     if lo < low or above:
         bracket = "]" if high_inclusive else ")"
@@ -50,7 +106,22 @@ def check_finite_in_range(x, what, low, high, high_inclusive=False):
 
 
 def check_images(x, channels, multiple, min_size, what="images"):
-    """Validate a batch of images `(N, H, W, C)` with values in [0, 256); returns it."""
+    """Validate a batch of images `(N, H, W, C)` with values in [0, 256); returns it.
+
+    The shape and dtype are checked on every call; the values wherever they exist (see
+    `check_finite_in_range`: not for a traced `x` inside `jax.jit`, `jax.vmap` or a
+    `tf.function`). An unknown (`None`) batch, height or width of a traced `x` is accepted.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_images(np.full((2, 8, 8, 3), 7.5), channels=3, multiple=2, min_size=4).shape
+    (2, 8, 8, 3)
+    >>> check_images(np.full((2, 8, 8, 3), 7.5), channels=1, multiple=2, min_size=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: images have 3 channels but the model was built for 1; got shape (2, 8, 8, 3).
+    """
     x = as_array(x, what)
     shape = tuple(x.shape)
     if len(shape) != 4:
@@ -61,6 +132,8 @@ def check_images(x, channels, multiple, min_size, what="images"):
     if c != channels:
         raise ValueError(f"{what} have {c} channels but the model was built for {channels}; got shape {shape}.")
     for name, size in (("height", h), ("width", w)):
+        if size is None:  # left unknown by a caller's trace: the squeezes will see the real size
+            continue
         if size % multiple:
             raise ValueError(
                 f"{what} {name} {size} is not divisible by {multiple} "
@@ -73,7 +146,20 @@ def check_images(x, channels, multiple, min_size, what="images"):
 
 
 def check_labels(labels, condition_dim, batch_size, what="labels"):
-    """Validate the label vectors of a conditional model; `None` for unconditional ones."""
+    """Validate the label vectors of a conditional model; `None` for unconditional ones.
+
+    Values are checked (finite) wherever they exist, as in `check_finite_in_range`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_labels(np.eye(2), condition_dim=2, batch_size=2).shape
+    (2, 2)
+    >>> check_labels(np.eye(2), condition_dim=3, batch_size=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels must have shape (2, 3), got (2, 2).
+    """
     if condition_dim is None:
         if labels is not None:
             raise ValueError("This model is not conditional (condition_dim=None) but labels were given.")
@@ -82,7 +168,7 @@ def check_labels(labels, condition_dim, batch_size, what="labels"):
         raise ValueError(f"This model is conditional: pass {what} of shape (batch, {condition_dim}).")
     labels = as_array(labels, what)
     shape = tuple(labels.shape)
-    if shape != (batch_size, condition_dim):
+    if not _same_shape(shape, (batch_size, condition_dim)):
         raise ValueError(f"{what} must have shape ({batch_size}, {condition_dim}), got {shape}.")
     check_finite_in_range(labels, what, None, None)
     return labels
@@ -186,7 +272,9 @@ def check_latent_list(latents, num_scales, channels, what="latents"):
     when `num_scales` is 1); each next one halves `h` and `w` and doubles the channels,
     and the last has the same shape as the one before it. So `h` and `w` must be
     multiples of `2^(num_scales - 2)` and the last latent at least 2x2. Every error
-    states the expected shapes in terms of the latents.
+    states the expected shapes in terms of the latents. Shapes are checked on every call,
+    values (finite) wherever they exist (`check_finite_in_range`); latents that require grad
+    or are traced are returned as they are.
 
     Example:
 
@@ -224,11 +312,13 @@ def check_latent_list(latents, num_scales, channels, what="latents"):
     batch, h, w, c = first
     if batch == 0:
         raise ValueError(f"{what} is an empty batch ({what}[0] has shape {first}).")
+    if h is None or w is None:  # left unknown by a caller's trace: nothing to compare the others with
+        raise ValueError(f"{what}[0] must have a known height and width, got shape {first}; {rule}.")
     if c != first_channels or h % multiple or w % multiple or min(h, w) < 2 * multiple:
         raise ValueError(f"{what}[0] has shape {first}; {rule}.")
     shapes = expected(h, w)
     for i, (z, shape) in enumerate(zip(arrays, shapes)):
-        if tuple(z.shape) != (batch, *shape):
+        if not _same_shape(tuple(z.shape), (batch, *shape)):
             listed = ", ".join(str((batch, *s)) for s in shapes)
             raise ValueError(
                 f"{what}[{i}] has shape {tuple(z.shape)}, expected {(batch, *shape)}: after {what}[0] of shape "

@@ -416,6 +416,9 @@ class RealNVP(keras.Model):
     # The inference functions behind log_prob, encode and decode, run compiled (see
     # keras_realnvp.compiled): one compilation per input shape, like `predict`. log_prob
     # and encode share one, so a model used for both compiles its forward pass once.
+    # They stop no gradient: `compile_inference` keeps a plain call free of any graph on
+    # every backend, and lets a caller who differentiates (a torch tensor that requires
+    # grad, a JAX transformation, a tf.GradientTape) differentiate through them.
 
     def _compiled(self, name, fn):
         functions = self.__dict__.setdefault("_compiled_functions", {})  # untracked by Keras
@@ -425,13 +428,15 @@ class RealNVP(keras.Model):
 
     def _forward_fn(self, images, labels):
         latents, log_det = self.forward_flow(images, condition=labels, training=False)
-        log_prob = self.prior_log_prob(latents) + log_det
-        return [ops.stop_gradient(z) for z in latents], ops.stop_gradient(log_prob)
+        return latents, self.prior_log_prob(latents) + log_det
 
     def _decode_fn(self, latents, labels):
-        return ops.stop_gradient(self.inverse_flow(latents, condition=labels))
+        return self.inverse_flow(latents, condition=labels)
 
     def _prepare(self, images, labels):
+        # Shapes and dtypes always; values wherever they exist (not for tracers inside a
+        # caller's jax.jit / jax.vmap / tf.function). Tensors pass through as they are
+        # (the dtype conversion is differentiable), so a caller's gradient reaches them.
         images = check_images(images, self.image_shape[-1], self.spatial_multiple, self.min_spatial_size)
         labels = check_labels(labels, self.condition_dim, images.shape[0])
         images = ops.convert_to_tensor(images, dtype=self._flow_policy.compute_dtype)
@@ -449,18 +454,67 @@ class RealNVP(keras.Model):
         Returns:
             A tensor of shape `(N,)`.
 
+        Gradients: `log_prob`, `bits_per_dim`, `encode` and `decode` are differentiable
+        with respect to their inputs (images, latents, labels) whenever the caller
+        differentiates, with the backend's own autodiff: the score `d log p(x) / dx` for
+        Langevin sampling, adversarial examples or out-of-distribution scores.
+
+        - PyTorch: pass a tensor with `requires_grad=True` (with autograd enabled);
+          `model.log_prob(x).sum().backward()` fills `x.grad` (`torch.func.grad` works too).
+          Any other call runs under `torch.no_grad()`: its result has no graph
+          (`requires_grad` is false). The parameters always require grad, so they are not
+          the signal: train with `fit` or `model(x)`.
+        - JAX: `jax.grad`, `jax.jit` and `jax.vmap` of a function that calls `log_prob`
+          trace through it (`jax.jit(model.log_prob)` works). Inside a caller's `jax.jit`
+          the weights are constants of that compilation, as for any Keras layer; map them
+          with `keras.StatelessScope` to differentiate with respect to them.
+        - TensorFlow: a `tf.GradientTape` that watches the images (or reads the trainable
+          variables) records the call, which still runs compiled (`tape.gradient(lp, x)`);
+          inside a `tf.function` it is traced into the caller's graph.
+
+        A plain call (none of the above) runs the compiled inference function and keeps
+        nothing for a gradient. The shape and dtype of the input are checked on every call;
+        its values (finite, in [0, 256)) wherever they exist, also under `jax.grad`, a tape or
+        autograd, but not for traced inputs inside `jax.jit`, `jax.vmap` or a `tf.function`,
+        which have no values yet: check the data before tracing.
+
         Example:
 
+        >>> import keras
         >>> import numpy as np
         >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
         >>> tuple(model.log_prob(np.full((3, 8, 8, 1), 100.5, "float32")).shape)
         (3,)
+
+        The score `d log p(x) / dx`, on each backend:
+
+        >>> x = np.random.default_rng(0).uniform(0, 256, (2, 8, 8, 1)).astype("float32")
+        >>> if keras.backend.backend() == "torch":
+        ...     import torch
+        ...     x = torch.tensor(x, requires_grad=True)
+        ...     model.log_prob(x).sum().backward()
+        ...     score = x.grad.numpy()
+        ... elif keras.backend.backend() == "jax":
+        ...     import jax
+        ...     score = np.asarray(jax.grad(lambda x: model.log_prob(x).sum())(x))
+        ... else:
+        ...     import tensorflow as tf
+        ...     x = tf.constant(x)
+        ...     with tf.GradientTape() as tape:
+        ...         tape.watch(x)
+        ...         total = tf.reduce_sum(model.log_prob(x))
+        ...     score = tape.gradient(total, x).numpy()
+        >>> score.shape, bool(np.all(np.isfinite(score)))
+        ((2, 8, 8, 1), True)
         """
         images, labels = self._prepare(images, labels)
         return self._compiled("forward", self._forward_fn)(images, labels)[1]
 
     def bits_per_dim(self, images, labels=None):
         """`-log_prob / (D ln 2)` per image: directly comparable with the paper's Table 1.
+
+        Differentiable with respect to the images when the caller differentiates, like
+        `log_prob` (see there).
 
         Example:
 
@@ -472,10 +526,18 @@ class RealNVP(keras.Model):
         """
         images = as_array(images, "images")  # lists too: the shape is needed below
         log_prob = self.log_prob(images, labels)
-        return -log_prob / (math.prod(tuple(images.shape)[1:]) * math.log(2.0))
+        shape = tuple(images.shape)[1:]
+        if None in shape:  # left unknown by a caller's trace (a tf.function input signature)
+            dims = ops.cast(math.prod(ops.shape(images)[1:]), log_prob.dtype)
+        else:
+            dims = math.prod(shape)
+        return -log_prob / (dims * math.log(2.0))
 
     def encode(self, images, labels=None):
         """The latents `f(x)`: a list with one tensor per scale, finest first.
+
+        Differentiable with respect to the images when the caller differentiates, like
+        `log_prob` (see there); a plain call keeps no graph.
 
         Example:
 
@@ -516,6 +578,10 @@ class RealNVP(keras.Model):
         Latents that come from data decode back into [0, 256). Other latents (samples,
         interpolations) decode into the logit's full preimage, which is a little wider
         (about [-14.2, 270.2) for alpha = 0.05); nothing is clipped here.
+
+        Differentiable with respect to the latents when the caller differentiates, like
+        `log_prob` (see there): e.g. optimizing a latent for a property of its image.
+        Their shapes are checked on every call, their values (finite) wherever they exist.
 
         Example:
 

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
+from keras_realnvp.compiled import run_inference
 from keras_realnvp.models.input_checks import as_array, check_count, check_finite_in_range, check_temperature
 from keras_realnvp.models.size_limits import check_seed, check_toy_model_size
 
@@ -32,6 +33,11 @@ class RealNVP2D(keras.Model):
 
     Training: `compile(optimizer=...)` then `fit(points)`; the loss is the mean negative
     log-likelihood in nats per point.
+
+    `log_prob`, `encode` and `decode` run eagerly and are differentiable with respect to
+    their input whenever the caller differentiates, with the same rules as `RealNVP.log_prob`
+    (a torch tensor that requires grad, a JAX transformation, a `tf.GradientTape`); a plain
+    call keeps no graph (`keras_realnvp.compiled.run_inference`).
 
     Args:
         dim: number of features (2 for the toy).
@@ -127,6 +133,8 @@ class RealNVP2D(keras.Model):
         return loss
 
     def _check(self, x, what):
+        # The shape always, the values wherever they exist (not for tracers inside a caller's
+        # jax.jit / jax.vmap / tf.function); tensors pass through, so gradients reach them.
         x = as_array(x, what)
         if len(x.shape) != 2 or x.shape[-1] != self.dim:
             raise ValueError(f"{what} must have shape (batch, {self.dim}), got {tuple(x.shape)}.")
@@ -138,17 +146,19 @@ class RealNVP2D(keras.Model):
     def log_prob(self, points):
         """Log-density `log p_X(x)` in nats, one value per point.
 
+        Differentiable with respect to the points whenever the caller differentiates, as
+        `RealNVP.log_prob` (see there for each backend's rule); a plain call keeps no graph.
+
         Example:
 
         >>> model = RealNVP2D(num_couplings=2, units=8)
         >>> round(float(model.log_prob([[0.0, 0.0]])[0]), 4)   # a fresh model is the identity in s
         -1.8379
         """
-        x = self._check(points, "points")
-        return ops.stop_gradient(self.call(x))
+        return run_inference(self.call, self._check(points, "points"))
 
     def encode(self, points):
-        """`z = f(x)`, shape `(batch, dim)`.
+        """`z = f(x)`, shape `(batch, dim)`; differentiable like `log_prob`.
 
         Example:
 
@@ -156,10 +166,10 @@ class RealNVP2D(keras.Model):
         >>> tuple(model.encode([[0.5, -1.0], [2.0, 0.0]]).shape)
         (2, 2)
         """
-        return ops.stop_gradient(self.forward_flow(self._check(points, "points"))[0])
+        return run_inference(lambda x: self.forward_flow(x)[0], self._check(points, "points"))
 
     def decode(self, latents):
-        """`x = f^-1(z)`, the exact inverse of `encode`.
+        """`x = f^-1(z)`, the exact inverse of `encode`; differentiable like `log_prob`.
 
         Example:
 
@@ -169,7 +179,7 @@ class RealNVP2D(keras.Model):
         >>> bool(np.allclose(np.asarray(model.encode(model.decode(z))), z, atol=1e-6))
         True
         """
-        return ops.stop_gradient(self.inverse_flow(self._check(latents, "latents")))
+        return run_inference(self.inverse_flow, self._check(latents, "latents"))
 
     def sample_latents(self, num_samples, temperature=1.0, seed=None):
         """`z ~ N(0, T^2 I)`, shape `(num_samples, dim)`; `seed` (an int) makes it reproducible.
@@ -197,7 +207,7 @@ class RealNVP2D(keras.Model):
         >>> bool(np.all(np.asarray(model.sample(2, temperature=0.0)) == zero))
         True
         """
-        return ops.stop_gradient(self.inverse_flow(self.sample_latents(num_samples, temperature, seed)))
+        return run_inference(self.inverse_flow, self.sample_latents(num_samples, temperature, seed))
 
     def get_config(self):
         return {
