@@ -315,3 +315,19 @@ def test_the_tool_refuses_an_output_that_is_a_file_before_training(tmp_path, cap
     with pytest.raises(SystemExit) as raised:
         train_tool.main(["--output", str(file), "--resume", "--overwrite"])
     assert raised.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["metrics.csv", "tensorboard"])
+def test_the_metrics_log_and_tensorboard_logs_are_part_of_the_run(tmp_path, entry):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    if entry == "metrics.csv":
+        (folder / entry).write_text("epoch,step\n1,3\n")
+    else:
+        (folder / entry / "train").mkdir(parents=True)
+    # A folder holding only them holds a run: a new run is refused, a resume looks for its checkpoint.
+    with pytest.raises(RunFolderError, match=rf"already holds a training run \({entry}\)"):
+        open_run_folder(folder)
+    lock, aside = open_run_folder(folder, overwrite=True)
+    with lock:
+        assert [p.name for p in aside.iterdir()] == [entry] and [p.name for p in folder.iterdir()] == ["run.lock"]

@@ -9,6 +9,11 @@ training and after each epoch. Into --output (default runs/default) it writes:
     preset/                 the trained model as a preset folder (config.json, metadata.json with
                             dataset, steps, backend and held-out bits/dim, model.weights.h5)
     results.json            the same numbers and the per-epoch history
+    metrics.csv             one row per epoch: epoch, step, train and held-out bits/dim (with its
+                            standard error), skipped steps, learning rate, images/s of training
+                            (evaluation excluded), seconds; a --resume keeps each epoch once
+    tensorboard/            with --tensorboard: Keras' TensorBoard logs (train/) and the held-out
+                            bits/dim (validation/); view with: tensorboard --logdir OUTPUT/tensorboard
     run.json                the run's settings, as it started, and what each --resume changed
     run.lock                while the run runs: its PID and host
 
@@ -22,8 +27,9 @@ The run folder never loses or mixes work:
 - --resume takes every setting you leave out from run.json, and refuses one that differs from
   it when it decides the model (the whole model config: --preset, --filters, ...), the data or
   their order (--dataset, --batch-size, --steps-per-epoch, --seed, --learning-rate,
-  --eval-examples), naming each with both values. --epochs, --stop-after-steps,
-  --checkpoint-every, --max-nonfinite-steps and --distribute may change; run.json records it.
+  --eval-examples, --streaming, --shuffle-buffer, --num-examples), naming each with both values.
+  --epochs, --stop-after-steps, --checkpoint-every, --max-nonfinite-steps, --distribute,
+  --workers and --tensorboard may change; run.json records it.
 - preset/ and results.json are written beside their place and renamed into it: a crash while
   they are written leaves the previous ones whole.
 
@@ -41,10 +47,15 @@ Examples:
     python tools/train.py --output runs/default --resume    # continue an interrupted run exactly
     python tools/train.py --output runs/default --resume --epochs 8   # ... and train it for longer
     python tools/train.py --output runs/default --overwrite # start again, the old run moved aside
+    python tools/train.py --preset lsun_bedroom --streaming --shuffle-buffer 20000 --epochs 1  # streamed
+    python tools/train.py --tensorboard --output runs/tb    # also TensorBoard logs (needs tensorflow + tensorboard)
 
 A GPU is used when the backend sees one; no flag is needed. A conditional preset (condition_dim)
 trains on the dataset's labels: its attribute columns (the preset's label_columns), or its classes,
 e.g. the class sub-folders of a local --dataset folder, one-hot.
+
+Progress goes to stdout (Keras progress bars for training and the held-out evaluation, and one
+line per epoch); warnings (Python's warnings module) and errors to stderr.
 """
 
 import argparse
@@ -113,6 +124,22 @@ def parse_args(argv=None):
                         "same global batch (--batch-size a multiple of the device count): JAX with "
                         "keras.distribution.DataParallel, TensorFlow with tf.distribute.MirroredStrategy; "
                         "not available on PyTorch (default: off; with --resume as recorded)")
+    data = parser.add_argument_group("data loading")
+    data.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=None,
+                      help="read the Hub dataset (or --dataset folder) as a stream: training starts at once, nothing "
+                           "is downloaded ahead; examples are buffer-shuffled, another order than the default "
+                           "(default: off; with --resume as recorded)")
+    data.add_argument("--shuffle-buffer", type=_positive_int, default=None,
+                      help="with --streaming: examples in the shuffle buffer, which holds their bytes (default: "
+                           "10000; with --resume as recorded)")
+    data.add_argument("--num-examples", type=_positive_int, default=None,
+                      help="with --streaming: the training split's size, for a Hub dataset that does not record it")
+    data.add_argument("--workers", type=_positive_int, default=None,
+                      help="batches loaded at once, in threads, ahead of the training step; the batches are the "
+                           "same for any count (default: 1)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs into OUTPUT/tensorboard (training metrics, learning rate, "
+                             "held-out bits/dim per epoch); needs the tensorflow and tensorboard packages")
     for name in ("num-scales", "filters", "num-blocks", "condition-dim"):
         parser.add_argument(f"--{name}", type=_positive_int, default=None,
                             help=f"override the preset's {name.replace('-', '_')} (for quick experiments)")
@@ -145,7 +172,9 @@ def main(argv=None):
             steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
             overwrite=args.overwrite, checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
             eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
-            overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps,
+            overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps, streaming=args.streaming,
+            shuffle_buffer=args.shuffle_buffer, num_examples=args.num_examples, workers=args.workers,
+            tensorboard=args.tensorboard,
         )
         return run.run()
     except FloatingPointError as error:  # TrainingDivergedError: the run failed, the settings were valid

@@ -13,9 +13,13 @@ Four small pieces, each used by `TrainingRun`:
   recorded in `run.json`, against which a resumed run is checked.
 - `write_text_atomically` / `write_preset_atomically`: a file or preset folder is written beside
   its target, then renamed into place, so a crash leaves the previous version whole.
+- `write_metrics`: the per-epoch metrics log `metrics.csv`, rewritten whole from the run's
+  recorded history at each epoch end (so a resumed run never repeats or loses a row).
 """
 
+import csv
 import datetime
+import io
 import itertools
 import json
 import os
@@ -30,8 +34,12 @@ except ImportError:  # Windows: no flock; the lock file's creation alone keeps a
 
 LOCK_FILE = "run.lock"
 SETTINGS_FILE = "run.json"
+METRICS_FILE = "metrics.csv"
+# The columns of `metrics.csv`, one row per epoch (see `write_metrics`).
+METRICS_COLUMNS = ("epoch", "step", "train_bits_per_dim", "held_out_bits_per_dim", "held_out_standard_error",
+                   "skipped_steps", "learning_rate", "images_per_second", "seconds")
 # What a run writes into its folder; any of these (or a sample grid) makes the folder a run's.
-RUN_ENTRIES = ("run.json", "checkpoints", "preset", "results.json")
+RUN_ENTRIES = ("run.json", "checkpoints", "preset", "results.json", METRICS_FILE, "tensorboard")
 SAMPLE_GRIDS = "samples_epoch_*.png"
 # A folder written beside its target, and the target's previous version while it is replaced
 # (`replace_folder`); files being written (`write_text_atomically`).
@@ -39,7 +47,7 @@ _INCOMPLETE, _REPLACED, _TMP = ".incomplete", ".replaced", ".tmp"
 _REPLACED_FOLDERS = ("preset",)
 _TEMPORARY = (
     *(f"{name}{suffix}" for name in _REPLACED_FOLDERS for suffix in (_INCOMPLETE, _REPLACED)),
-    *(f"{name}{_TMP}" for name in ("run.json", "results.json")),
+    *(f"{name}{_TMP}" for name in ("run.json", "results.json", METRICS_FILE)),
 )
 
 
@@ -283,7 +291,7 @@ def _finish_replacements(folder: Path) -> None:
         incomplete = folder / f"{name}{_INCOMPLETE}"
         if incomplete.exists():
             shutil.rmtree(incomplete)
-    for name in ("run.json", "results.json"):
+    for name in ("run.json", "results.json", METRICS_FILE):
         (folder / f"{name}{_TMP}").unlink(missing_ok=True)
 
 
@@ -447,3 +455,29 @@ def setting_differences(recorded: dict, requested: dict, keys, prefix: str = "")
         if before != after:
             differences.append(f"{prefix}{key}: recorded {before}, requested {after}")
     return differences
+
+
+# ----------------------------------------------------------------------------- the metrics log
+
+
+def write_metrics(folder, history) -> None:
+    """Write `folder/metrics.csv` atomically: a header of `METRICS_COLUMNS`, then one row per epoch of `history`.
+
+    `history` is the run's per-epoch records (dicts, as the checkpoints and `results.json`
+    keep them); keys outside `METRICS_COLUMNS` are left out and missing ones (a record of an
+    older run) are empty cells. The file is rewritten whole from the history that the
+    checkpoint being continued recorded, so a resumed run neither repeats nor loses a row.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_metrics(folder, [{"epoch": 1, "step": 3, "train_bits_per_dim": 7.5, "other": "left out"}])
+    >>> print((folder / "metrics.csv").read_text().splitlines()[1])
+    1,3,7.5,,,,,,
+    """
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRICS_COLUMNS, extrasaction="ignore", restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomically(Path(folder) / METRICS_FILE, text.getvalue())

@@ -1,11 +1,19 @@
-"""The training run behind `tools/train.py`: presets, data, epochs, checkpoints, results."""
+"""The training run behind `tools/train.py`: presets, data, epochs, checkpoints, results, metrics.
+
+Messages: progress (what is trained, each epoch's numbers, where the preset went) is printed to
+stdout when `verbose`, beside Keras' own progress bars; warnings (a sample grid that could not
+be drawn, a run folder without `run.json`) go through `warnings.warn`, whatever `verbose` is, so
+that callers can filter them or turn them into errors.
+"""
 
 import dataclasses
 import datetime
+import importlib.util
 import json
 import math
 import numbers
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -13,6 +21,7 @@ import numpy as np
 
 from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
 from keras_realnvp.data.sources import EMBEDDED, open_source, source_labels
+from keras_realnvp.data.streaming import DEFAULT_BUFFER_SIZE, StreamingBatches
 from keras_realnvp.evaluation import held_out_bits_per_dim
 from keras_realnvp.models.realnvp import RealNVP
 from keras_realnvp.replicas import distribution_scope
@@ -25,6 +34,7 @@ from keras_realnvp.training.run_folder import (
     open_run_folder,
     read_settings,
     setting_differences,
+    write_metrics,
     write_preset_atomically,
     write_settings,
     write_text_atomically,
@@ -38,15 +48,27 @@ GRID_IMAGES = 64
 MAX_LEARNING_RATE = 1.0
 # The defaults of a new run; a resumed run takes the recorded values of settings left `None`.
 DEFAULTS = {"preset": "embedded_16", "epochs": 3, "seed": 0, "checkpoint_every": 0, "eval_examples": 1000,
-            "distribute": False, "max_nonfinite_steps": 10}
+            "distribute": False, "max_nonfinite_steps": 10, "streaming": False}
 # Settings that decide the model, the data or their order: a resumed run must keep them. Those
 # requested as arguments are compared first; then the built `model` (its full config) and what the
-# preset says of the data and the optimizer.
-REQUESTED = ("preset", "dataset", "batch_size", "steps_per_epoch", "seed", "learning_rate", "eval_examples")
+# preset says of the data and the optimizer. `streaming` and the stream's buffer and size decide
+# the order of the examples (a stream is buffer-shuffled, not permuted).
+REQUESTED = ("preset", "dataset", "batch_size", "steps_per_epoch", "seed", "learning_rate", "eval_examples",
+             "streaming", "shuffle_buffer", "num_examples")
 FIXED = (*REQUESTED, "model", "dataset_spec", "optimizer")
+# Loading threads when none are asked for. Not `default_workers()`: measured on PyTorch, a run
+# stopped mid-epoch (--stop-after-steps 4 of 2 x 3 steps, --checkpoint-every 2) and resumed with 2
+# workers ended with other weights (max |diff| 0.11) than the same run uninterrupted, although the
+# uninterrupted runs with 1 and 2 workers agree exactly and Keras' adapter yields the same batches;
+# with 1 worker the resume is exact (tests/test_train_tool.py). More workers stay available.
+DEFAULT_WORKERS = 1
+# What a run.json written before the streaming settings existed means by their absence.
+_UNRECORDED = {"streaming": False, "shuffle_buffer": None, "num_examples": None}
 # Settings a resumed run may change (each change is recorded in run.json); those left `None` on
-# resume keep their recorded values, except `stop_after_steps` (`None`: run to the end).
-CHANGEABLE = ("epochs", "checkpoint_every", "stop_after_steps", "max_nonfinite_steps", "distribute")
+# resume keep their recorded values, except `stop_after_steps` (`None`: run to the end), `workers`
+# (`None`: `DEFAULT_WORKERS`) and `tensorboard` (off unless asked for).
+CHANGEABLE = ("epochs", "checkpoint_every", "stop_after_steps", "max_nonfinite_steps", "distribute", "workers",
+              "tensorboard")
 # Model config entries that are not the architecture (`seed` is the run's, compared as such).
 _NOT_ARCHITECTURE = ("name", "dtype", "trainable", "seed")
 
@@ -67,6 +89,19 @@ def model_settings(model) -> dict:
 
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_tensorboard() -> None:
+    """`ValueError` unless TensorBoard logs can be written: Keras' `TensorBoard` callback needs both packages."""
+    # find_spec imports nothing: TensorFlow takes seconds to import and is needed only once training starts.
+    missing = [name for name in ("tensorflow", "tensorboard") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(
+            f"--tensorboard writes its logs with keras.callbacks.TensorBoard, which needs the tensorflow and "
+            f"tensorboard packages (on every backend); {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: pip install {' '.join(missing)}, or leave out --tensorboard (metrics.csv is always "
+            "written)."
+        )
 
 
 def _same_source(recorded, requested) -> bool:
@@ -93,8 +128,9 @@ class TrainingRun:
             with the labels of the held-out image beside it, and the preset's metadata records
             the `label_names`.
         output: the run folder: checkpoints, sample grids, `results.json`, the final preset
-            folder `output/preset`, the run's settings `run.json` and, while it runs, its lock
-            `run.lock`. One run at a time: a second one is refused (naming the PID that holds
+            folder `output/preset`, the run's settings `run.json`, the metrics log
+            `metrics.csv`, TensorBoard logs `tensorboard/` (with `tensorboard`) and, while it
+            runs, its lock `run.lock`. One run at a time: a second one is refused (naming the PID that holds
             the lock; a killed run's lock does not count). A new run is refused in a folder
             that holds another run's files unless `overwrite`. The preset folder and
             `results.json` are written beside their place and renamed into it, so a crash
@@ -106,9 +142,10 @@ class TrainingRun:
             left `None` are the recorded ones (`run.json`); any other setting that decides the
             model (the whole model config: preset and `overrides`), the data or their order
             (`dataset`, `batch_size`, `steps_per_epoch`, `seed`, `learning_rate`,
-            `eval_examples`) must equal the recorded one, else a `ValueError` names each
-            difference. `epochs`, `checkpoint_every`, `stop_after_steps`, `max_nonfinite_steps`
-            and `distribute` may change; the change is recorded in `run.json`.
+            `eval_examples`, `streaming`, `shuffle_buffer`, `num_examples`) must equal the
+            recorded one, else a `ValueError` names each difference. `epochs`,
+            `checkpoint_every`, `stop_after_steps`, `max_nonfinite_steps`, `distribute`,
+            `workers` and `tensorboard` may change; the change is recorded in `run.json`.
         overwrite: a new run in a folder that holds another run first moves that run's files
             into a new sibling folder `<output>.old-<date>-<time>` (nothing is deleted).
         checkpoint_every: also checkpoint every this many steps (0, the default: at epoch ends only).
@@ -129,6 +166,39 @@ class TrainingRun:
             in the results, checkpoints and per-epoch history); this many in a row stop the
             run with a `TrainingDivergedError`, leaving the newest checkpoint that of the
             last step applied (default 10).
+        streaming: read the training and held-out images as a stream
+            (`open_source(..., streaming=True)`, `StreamingBatches`; see
+            `keras_realnvp.data.streaming`): a Hub dataset or local folder, nothing downloaded
+            ahead; the order is buffer-shuffled, so it differs from the default random-access
+            order for the same seed (default off).
+        shuffle_buffer: examples in the stream's shuffle buffer (streaming only; default
+            `keras_realnvp.data.streaming.DEFAULT_BUFFER_SIZE`, recorded as such).
+        num_examples: the training split's size when the Hub does not record it (streaming only).
+        workers: batches loaded at once, in threads, ahead of the training step (the batches
+            are the same for any count); default 1 (see `DEFAULT_WORKERS` for why not
+            `keras_realnvp.data.pipeline.default_workers()`).
+        callbacks: Keras callbacks, passed to every `model.fit` after the run's own (the
+            non-finite step guard, the checkpoints, TensorBoard's). The run trains in chunks:
+            each chunk (an epoch, or its part up to a `stop_after_steps` or since a resume) is
+            one `fit` call of one epoch, whose epoch index is the run's (0-based), so
+            `on_train_begin`/`on_train_end` come once per chunk.
+        tensorboard: also write TensorBoard logs into `output/tensorboard` with
+            `keras.callbacks.TensorBoard` (per epoch: `train/` the training metrics and the
+            learning rate, `validation/` the held-out bits/dim as `epoch_bits_per_dim`). It
+            needs the tensorflow and tensorboard packages, on every backend: without them the
+            run is refused when it is made (`ValueError`).
+
+    What the run folder gets, besides checkpoints and presets:
+
+    - `metrics.csv`: one row per finished epoch with `epoch`, `step`, `train_bits_per_dim`,
+      `held_out_bits_per_dim`, `held_out_standard_error`, `skipped_steps`, `learning_rate`,
+      `images_per_second` (training images over the seconds of that epoch's `fit` calls,
+      without the evaluation; the first epoch's includes compilation) and `seconds` (the
+      epoch's wall-clock time in this process, evaluation and checkpoints included; an epoch
+      a resume cut in two counts from the resume). It is rewritten from the history that the
+      continued checkpoint recorded, so a resumed run has each epoch once.
+    - With `verbose`, Keras progress bars for training and for the held-out evaluation, and
+      the run's progress messages on stdout. Warnings go through `warnings.warn`.
 
     Every setting is checked when the run is made (`ValueError`); `run()` then fills those
     left `None` (from `run.json` when resuming, else the defaults) before any work starts.
@@ -142,7 +212,10 @@ class TrainingRun:
     >>> results["steps"], sorted(p.name for p in (run.output / "preset").iterdir())
     (2, ['config.json', 'metadata.json', 'model.weights.h5'])
     >>> sorted(p.name for p in run.output.iterdir())
-    ['checkpoints', 'preset', 'results.json', 'run.json', 'samples_epoch_001.png']
+    ['checkpoints', 'metrics.csv', 'preset', 'results.json', 'run.json', 'samples_epoch_001.png']
+    >>> header, *rows = (run.output / "metrics.csv").read_text().splitlines()  # one row per epoch
+    >>> header.split(",")[:4], len(rows), rows[0].split(",")[:2]
+    (['epoch', 'step', 'train_bits_per_dim', 'held_out_bits_per_dim'], 1, ['1', '2'])
     """
 
     preset: str | None = None
@@ -162,11 +235,17 @@ class TrainingRun:
     verbose: int = 1
     max_nonfinite_steps: int | None = None
     overwrite: bool = False
+    streaming: bool | None = None
+    shuffle_buffer: int | None = None
+    num_examples: int | None = None
+    workers: int | None = None
+    callbacks: list | None = None
+    tensorboard: bool = False
 
     def __post_init__(self):
         for name, low in (("epochs", 1), ("steps_per_epoch", 1), ("batch_size", 1), ("eval_examples", 1),
                           ("max_nonfinite_steps", 1), ("stop_after_steps", 1), ("checkpoint_every", 0),
-                          ("seed", 0)):
+                          ("seed", 0), ("shuffle_buffer", 1), ("num_examples", 1), ("workers", 1)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -189,8 +268,28 @@ class TrainingRun:
             raise ValueError(f"overrides must be a dict of constructor arguments, got {self.overrides!r}.")
         if self.resume and self.overwrite:
             raise ValueError("--resume continues the run in --output, --overwrite moves it aside: pass one of them.")
+        for name in ("streaming", "tensorboard"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        if not self.resume:  # a resumed run may take `streaming` from its record: checked once it is known
+            self._check_stream_settings(streaming=bool(self.streaming))
+        if self.callbacks is not None:
+            if not isinstance(self.callbacks, (list, tuple)) or not all(
+                isinstance(c, keras.callbacks.Callback) for c in self.callbacks
+            ):
+                raise ValueError(f"callbacks must be a list of keras.callbacks.Callback, got {self.callbacks!r}.")
+            self.callbacks = list(self.callbacks)
+        if self.tensorboard:
+            _check_tensorboard()
         self.output = Path(self.output)
         check_output_folder(self.output, resume=self.resume)
+
+    def _check_stream_settings(self, streaming: bool) -> None:
+        if not streaming:
+            given = [f"--{name.replace('_', '-')}" for name in ("shuffle_buffer", "num_examples")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{' and '.join(given)} apply to a streamed dataset only: pass --streaming too.")
 
     def _log(self, message):
         if self.verbose:
@@ -234,8 +333,16 @@ class TrainingRun:
             if self.distribute is None:  # needed before the model is built, inside the distribution
                 recorded = record["settings"] if record else {}
                 self.distribute = bool(recorded.get("distribute", DEFAULTS["distribute"]))
-            with distribution_scope(self.distribute) as self._replicas:
-                return self._run(record)
+            self._sources, self._held_out_writer = [], None
+            try:
+                with distribution_scope(self.distribute) as self._replicas:
+                    return self._run(record)
+            finally:  # also on an error: a stream holds open files and `datasets`' reader threads
+                for source in self._sources:
+                    if hasattr(source, "close"):
+                        source.close()
+                if self._held_out_writer is not None:
+                    self._held_out_writer.close()
 
     def _settle(self, recorded: dict | None) -> list:
         """Fill the settings left `None`: the `recorded` ones when resuming, else the defaults.
@@ -245,6 +352,7 @@ class TrainingRun:
         """
         differences = []
         if recorded is not None:
+            recorded = {**_UNRECORDED, **recorded}
             for name in REQUESTED:
                 value = getattr(self, name)
                 if value is None:
@@ -262,6 +370,12 @@ class TrainingRun:
         for name, value in DEFAULTS.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.workers is None:  # how this process loads, not what it trains on: never the recorded one
+            self.workers = DEFAULT_WORKERS
+        if not differences:  # else refused as such: e.g. `streaming=False` beside a recorded buffer size
+            self._check_stream_settings(self.streaming)
+        if self.streaming and self.shuffle_buffer is None:  # recorded as a number: a later default may change
+            self.shuffle_buffer = DEFAULT_BUFFER_SIZE
         return differences
 
     def _settings(self, model, source, spec, training, steps_per_epoch) -> dict:
@@ -278,6 +392,9 @@ class TrainingRun:
             "learning_rate": self.learning_rate,
             "optimizer": self._optimizer_settings(training),
             "eval_examples": self.eval_examples,
+            "streaming": self.streaming,
+            "shuffle_buffer": self.shuffle_buffer,
+            "num_examples": self.num_examples,
             **{name: getattr(self, name) for name in CHANGEABLE},
         }
 
@@ -296,8 +413,9 @@ class TrainingRun:
             )
         resumed = {"date": _utc_now(), "step": step, "backend": keras.backend.backend()}
         if recorded is None:
-            print(f"warning: {self.output} has no run.json (a run started by an older version): its settings were "
-                  "not recorded and only the model could be checked; recording the current ones", flush=True)
+            warnings.warn(f"{self.output} has no run.json (a run started by an older version): its settings were "
+                          "not recorded and only the model could be checked; recording the current ones",
+                          stacklevel=4)
             record = {"settings": settings, "started": None, "resumes": []}
         else:
             resumed["changes"] = {name: [recorded.get(name), settings[name]] for name in CHANGEABLE
@@ -329,7 +447,14 @@ class TrainingRun:
         if not source:
             raise ValueError(f"Preset {self.preset!r} names no dataset; pass --dataset (a folder or a Hub id).")
         preprocessing, flips = spec.get("preprocessing", "none"), bool(spec.get("flips", False))
-        train_source, eval_source = open_source(source, spec, "train"), open_source(source, spec, "eval")
+        if self.streaming:
+            stream = {"streaming": True, "buffer_size": self.shuffle_buffer}
+            train_source = open_source(source, spec, "train", num_examples=self.num_examples, **stream)
+            self._sources.append(train_source)
+            eval_source = open_source(source, spec, "eval", **stream)
+        else:
+            train_source, eval_source = open_source(source, spec, "train"), open_source(source, spec, "eval")
+        self._sources.append(eval_source)
         train_labels = eval_labels = label_names = None
         if model.condition_dim is not None:  # a conditional model trains on (image, label vector) pairs
             train_labels, label_names = source_labels(train_source, spec, model.condition_dim)
@@ -361,6 +486,8 @@ class TrainingRun:
             record = {"settings": settings, "started": _utc_now(), "backend": keras.backend.backend(),
                       "keras_realnvp_version": __version__, "resumes": []}
             write_settings(self.output, record)
+        # From the history of the checkpoint continued: rows of epochs that checkpoint did not reach go.
+        write_metrics(self.output, history)
         total = self.epochs * steps_per_epoch
         last = min(total, self.stop_after_steps or total)
         self._log(
@@ -369,26 +496,39 @@ class TrainingRun:
             f"{steps_per_epoch} steps, batch {batch_size}"
         )
         if step == 0:
-            before, before_error = held_out_bits_per_dim(model, eval_pixels, seed=self.seed, labels=eval_labels)
+            before, before_error = held_out_bits_per_dim(model, eval_pixels, seed=self.seed, labels=eval_labels,
+                                                         verbose=self.verbose)
             self._log(f"held-out bits/dim before training: {before:.4f} +- {before_error:.4f}")
         start = time.perf_counter()
         guard = SkipNonFiniteSteps(self.max_nonfinite_steps, verbose=self.verbose)
         guard.skipped_steps = list(skipped)
         state = lambda s: {"history": history, "skipped_steps": list(guard.skipped_steps)}  # noqa: E731
+        board = self._tensorboard_callback()
+        batches_class = StreamingBatches if self.streaming else TrainingBatches
+        # What the epoch's fit calls in this process took, for its images/s and seconds.
+        epoch_images, epoch_fit_seconds, epoch_start = 0, 0.0, None
         while step < last:
             epoch, offset = divmod(step, steps_per_epoch)
             chunk = min(steps_per_epoch - offset, last - step)
-            batches = TrainingBatches(
+            batches = batches_class(
                 train_source, model.image_shape, batch_size, self.seed, step, chunk, preprocessing, flips,
-                labels=train_labels,
+                labels=train_labels, workers=self.workers,
             )
             saver = CheckpointEvery(manager, self.checkpoint_every, step, state)
             guard.first_step = step
             if self.verbose:
                 print(f"epoch {epoch + 1}/{self.epochs}" + (f" (from step {offset})" if offset else ""))
+            if epoch_start is None:
+                epoch_start = time.perf_counter()
+            callbacks = [guard, saver, *([] if board is None else [board]), *(self.callbacks or [])]
             # shuffle=False: the batches are already in their seeded order; Keras would
             # otherwise permute the batch order with the global RNG, and resuming could not replay it.
-            fit = model.fit(batches, epochs=1, shuffle=False, verbose=self.verbose, callbacks=[guard, saver])
+            # One epoch numbered as the run's: callbacks (TensorBoard's steps) see the run's epochs.
+            fit_start = time.perf_counter()
+            fit = model.fit(batches, initial_epoch=epoch, epochs=epoch + 1, shuffle=False, verbose=self.verbose,
+                            callbacks=callbacks)
+            epoch_fit_seconds += time.perf_counter() - fit_start
+            epoch_images += chunk * batch_size
             if guard.stopped:  # diverged: no checkpoint of this state, whose step is not `step + chunk`
                 newest = manager.entries()[-1:]
                 where = (f"The newest checkpoint, {manager.folder / newest[0]['file']} (step {newest[0]['step']}), "
@@ -397,7 +537,8 @@ class TrainingRun:
                 guard.raise_if_stopped()
             step += chunk
             if step % steps_per_epoch == 0:
-                mean, standard_error = held_out_bits_per_dim(model, eval_pixels, seed=self.seed, labels=eval_labels)
+                mean, standard_error = held_out_bits_per_dim(model, eval_pixels, seed=self.seed, labels=eval_labels,
+                                                             verbose=self.verbose)
                 record = {
                     "epoch": epoch + 1,
                     "step": step,
@@ -405,20 +546,28 @@ class TrainingRun:
                     "held_out_bits_per_dim": mean,
                     "held_out_standard_error": standard_error,
                     "skipped_steps": sum(step - steps_per_epoch < s <= step for s in guard.skipped_steps),
+                    # float32's 7 digits: 0.001, not 0.0010000000474974513.
+                    "learning_rate": float(f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.7g}"),
+                    "images_per_second": round(epoch_images / epoch_fit_seconds, 2) if epoch_fit_seconds else None,
                 }
                 history.append(record)
+                if board is not None:
+                    self._write_held_out(board, epoch, mean)
                 self._log(
                     f"epoch {epoch + 1}: train {record['train_bits_per_dim']:.4f} bits/dim, "
                     f"held-out {mean:.4f} +- {standard_error:.4f}"
                 )
                 self._write_grid(model, eval_pixels, eval_labels, self.output / f"samples_epoch_{epoch + 1:03d}.png")
+                record["seconds"] = round(time.perf_counter() - epoch_start, 3)
+                epoch_images, epoch_fit_seconds, epoch_start = 0, 0.0, None
+                write_metrics(self.output, history)
             manager.save(model, step, state(step))
         if step < total:
             self._log(f"stopped at step {step} of {total} (--stop-after-steps); --resume continues")
             return {"stopped_at_step": step, "history": history, "skipped_steps": list(guard.skipped_steps)}
 
         mean, standard_error = held_out_bits_per_dim(
-            model, eval_pixels, num_draws=1, seed=self.seed, labels=eval_labels
+            model, eval_pixels, num_draws=1, seed=self.seed, labels=eval_labels, verbose=self.verbose
         )
         trained = {
             "dataset": source,
@@ -445,6 +594,25 @@ class TrainingRun:
         self._log(f"held-out bits/dim {mean:.4f} +- {standard_error:.4f}; preset written to {folder}")
         return results
 
+    def _tensorboard_callback(self):
+        """Keras' `TensorBoard` callback into `output/tensorboard` (one for every chunk), or `None`."""
+        if not self.tensorboard:
+            return None
+        # Per epoch: a chunk is one fit call of one epoch, and a batch-level log would restart its
+        # step count at each chunk. No graph: only TensorFlow's compiled step has one.
+        return keras.callbacks.TensorBoard(log_dir=str(self.output / "tensorboard"), update_freq="epoch",
+                                           write_graph=False)
+
+    def _write_held_out(self, board, epoch, mean):
+        """The held-out bits/dim of `epoch` (0-based, as the callback numbers epochs) beside fit's training ones."""
+        summary = board.summary  # tf.summary, which the callback imports: no other TensorFlow import here
+        if self._held_out_writer is None:
+            self._held_out_writer = summary.create_file_writer(str(self.output / "tensorboard" / "validation"))
+        with self._held_out_writer.as_default():
+            # The name of fit's training scalar: TensorBoard draws the two in one chart.
+            summary.scalar("epoch_bits_per_dim", mean, step=epoch)
+        self._held_out_writer.flush()
+
     def _write_grid(self, model, data, labels, path):
         count = min(GRID_IMAGES, len(data))
         shown = np.linspace(0, len(data) - 1, count).astype(int)
@@ -453,7 +621,8 @@ class TrainingRun:
         samples = keras.ops.convert_to_numpy(samples)
         if not np.isfinite(samples).all():
             # Weights that are finite but diverging can decode to inf/NaN; say so, keep training.
-            print(f"warning: samples are not finite at this point of training; no sample grid {path.name}")
+            warnings.warn(f"samples are not finite at this point of training; no sample grid {path.name}",
+                          RuntimeWarning, stacklevel=2)
             return
         real = data[shown]
         columns = int(math.ceil(math.sqrt(count)))
