@@ -12,7 +12,7 @@ Example:
 """
 
 # First: XLA reads its CPU flags when JAX first computes (see configure_xla_cpu).
-from keras_realnvp.compiled import configure_xla_cpu
+from keras_realnvp.backend.compiled import configure_xla_cpu
 
 configure_xla_cpu()
 

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_realnvp.backend.autodiff import float64_available, jacobian
 from keras_realnvp.bijectors import AffineCoupling, RunningBatchNorm
 from keras_realnvp.bijectors.masks import channel_halves
 from keras_realnvp.data.embedded import dequantize_numpy
@@ -43,21 +44,6 @@ DEFAULT_JACOBIAN_CHUNK = 64  # Jacobian rows per backward pass
 
 def _numpy(x):
     return np.asarray(ops.convert_to_numpy(x))
-
-
-def float64_available() -> bool:
-    """Whether this backend computes in float64 (JAX only with `jax_enable_x64`).
-
-    Example:
-
-    >>> isinstance(float64_available(), bool)
-    True
-    """
-    if keras.backend.backend() != "jax":
-        return True
-    import jax
-
-    return bool(jax.config.jax_enable_x64)
 
 
 def _pixels(images, model, seed):
@@ -179,50 +165,6 @@ def default_jacobian_size(num_scales: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def _jacobian(batch_fn, x, chunk=DEFAULT_JACOBIAN_CHUNK):
-    """The full Jacobian of `batch_fn` at one example `x`, `chunk` rows per reverse pass.
-
-    `batch_fn` maps a batch `(B, *x.shape)` to `(B, n)` and treats examples independently
-    (the flow in inference mode does). Stacking `chunk` copies of `x` and pulling back
-    the cotangents `e_i, ..., e_{i+chunk-1}`, one per copy, yields rows `i..i+chunk-1`
-    of the Jacobian from one backward pass of batch `chunk`: `n / chunk` passes in all,
-    each as fast as a training step's backward pass (the last chunk is zero-padded so
-    every pass has the same shape and compiles once).
-    """
-    shape = x.shape
-    n = x.size
-    chunk = max(1, min(int(chunk), n))
-    stacked = np.broadcast_to(x, (chunk, *shape)).copy()
-    eye = np.eye(n, dtype=x.dtype)
-    padded = np.concatenate([eye, np.zeros((-n % chunk, n), x.dtype)], axis=0)
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        pull = jax.jit(lambda xs, cotangents: jax.vjp(batch_fn, xs)[1](cotangents)[0])
-        rows = [np.asarray(pull(stacked, padded[i : i + chunk])) for i in range(0, n, chunk)]
-    elif backend == "torch":
-        import torch
-
-        rows = []
-        for i in range(0, n, chunk):
-            xs = torch.tensor(stacked, requires_grad=True)
-            (grad,) = torch.autograd.grad(batch_fn(xs), xs, torch.tensor(padded[i : i + chunk]))
-            rows.append(grad.detach().cpu().numpy())
-    else:
-        import tensorflow as tf
-
-        @tf.function(reduce_retracing=True)
-        def pull(xs, cotangents):
-            with tf.GradientTape() as tape:
-                tape.watch(xs)
-                out = batch_fn(xs)
-            return tape.gradient(out, xs, output_gradients=cotangents)
-
-        rows = [pull(tf.constant(stacked), tf.constant(padded[i : i + chunk])).numpy() for i in range(0, n, chunk)]
-    return np.concatenate([r.reshape(len(r), n) for r in rows], axis=0)[:n]
-
-
 def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOBIAN_MAX_DIMS,
                    chunk=DEFAULT_JACOBIAN_CHUNK) -> dict:
     """The model's log-determinant against `slogdet` of its brute-force Jacobian, on a crop.
@@ -272,7 +214,7 @@ def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOB
     _, log_det32 = model.forward_flow(ops.convert_to_tensor(crop), condition=cond32)
     brute = []
     for row, example in enumerate(crop.astype(dtype)):
-        matrix = _jacobian(lambda v, row=row: flat_latents(v, row), example, chunk)
+        matrix = jacobian(lambda v, row=row: flat_latents(v, row), example, chunk)
         sign, value = np.linalg.slogdet(matrix.astype("float64"))
         brute.append(float(value) if sign != 0 else float("-inf"))
     brute = np.array(brute)

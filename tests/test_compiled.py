@@ -17,7 +17,7 @@ from helpers import gradient, randomize_weights, to_numpy
 from keras import ops
 
 from keras_realnvp import RealNVP
-from keras_realnvp.compiled import compile_inference, conv_data_format
+from keras_realnvp.backend.compiled import compile_inference, conv_data_format
 from keras_realnvp.networks import WeightNormConv2D
 from keras_realnvp.networks.coupling_resnet import CouplingResNet, batch_norm_relu
 
@@ -234,7 +234,7 @@ _PRINT_XLA_FLAGS = "import os, keras_realnvp; print(os.environ.get('XLA_FLAGS', 
 @pytest.mark.parametrize("user_flags", ["", "--xla_cpu_experimental_ynn_fusion_type=+reduce"])
 def test_import_sets_the_xla_cpu_flag_for_jax_unless_the_user_did(user_flags):
     """`import keras_realnvp` adds XLA_CPU_FLAG on JAX (before JAX computes); a user's own value stays."""
-    from keras_realnvp.compiled import _XLA_CPU_FLAG_SINCE, XLA_CPU_FLAG, _jaxlib_version
+    from keras_realnvp.backend.compiled import _XLA_CPU_FLAG_SINCE, XLA_CPU_FLAG, _jaxlib_version
 
     env = {**os.environ, "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false {user_flags}".strip()}
     completed = subprocess.run([sys.executable, "-c", _PRINT_XLA_FLAGS], env=env, capture_output=True, text=True,

@@ -11,15 +11,10 @@ import pytest
 from helpers import jacobian, randomize_weights, to_numpy
 
 from keras_realnvp import RealNVP
+from keras_realnvp.backend.autodiff import float64_available
+from keras_realnvp.backend.autodiff import jacobian as backend_jacobian
 from keras_realnvp.bijectors import AffineCoupling, RunningBatchNorm
-from keras_realnvp.diagnostics import (
-    _jacobian,
-    _log_det_check,
-    default_jacobian_size,
-    diagnose,
-    float64_available,
-    format_report,
-)
+from keras_realnvp.diagnostics import _log_det_check, default_jacobian_size, diagnose, format_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +63,7 @@ def test_log_det_matches_the_brute_force_jacobian(report):
 
 @pytest.mark.parametrize("chunk", [7, 48, 100])
 def test_batched_reverse_mode_jacobian_equals_the_tests_own_autodiff_jacobian(model, pixels, chunk):
-    # diagnostics._jacobian pulls one-hot cotangents back through `chunk` copies of the example
+    # backend.autodiff.jacobian pulls one-hot cotangents back through `chunk` copies of the example
     # (chunk 7 does not divide the 48 values: the last pass is zero-padded); the oracle is
     # tests/helpers.jacobian (jax.jacfwd / torch / tf.GradientTape.jacobian, one example).
     dtype = "float64" if float64_available() else "float32"
@@ -81,7 +76,7 @@ def test_batched_reverse_mode_jacobian_equals_the_tests_own_autodiff_jacobian(mo
         latents, _ = clone.forward_flow(v, training=False)
         return keras.ops.concatenate([keras.ops.reshape(z, (v.shape[0], -1)) for z in latents], axis=1)
 
-    got = _jacobian(batch_fn, example, chunk=chunk)
+    got = backend_jacobian(batch_fn, example, chunk=chunk)
     expected = jacobian(lambda v: clone.forward_flow(v, training=False)[0], example)
     assert got.shape == (48, 48)
     # Rows in the wrong place or of the wrong example would be off by O(1) (the diagonal is ~1).

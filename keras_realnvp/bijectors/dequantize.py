@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_realnvp.replicas import global_batch_slice
+from keras_realnvp.backend.replicas import global_batch_slice
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -37,7 +37,7 @@ class UniformDequantization(keras.layers.Layer):
     def call(self, pixels):
         x = ops.cast(pixels, self.compute_dtype)
         # Under tf.distribute every replica draws the global batch's noise and keeps its rows:
-        # the same noise as on one device (keras_realnvp.replicas).
+        # the same noise as on one device (keras_realnvp.backend.replicas).
         noise = global_batch_slice(
             lambda shape: keras.random.uniform(shape, dtype=self.compute_dtype, seed=self.seed_generator),
             ops.shape(x),

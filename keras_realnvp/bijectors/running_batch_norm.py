@@ -4,7 +4,7 @@ average (the paper's CIFAR-10 model) or ordinary batch statistics (its other dat
 import keras
 from keras import ops
 
-from keras_realnvp import replicas
+from keras_realnvp.backend import replicas
 from keras_realnvp.bijectors.bijector import Bijector
 
 
@@ -34,7 +34,7 @@ class RunningBatchNorm(Bijector):
     plus `log|gamma_c|` per position when `scale=True`.
 
     Under a `tf.distribute` strategy the batch statistics are those of the global batch
-    (the replicas' sums are all-reduced, see `keras_realnvp.replicas`), every replica
+    (the replicas' sums are all-reduced, see `keras_realnvp.backend.replicas`), every replica
     stores the same averages, and the variables take the first replica's value
     (`aggregation="only_first_replica"`), so the mirrored copies never drift apart.
 

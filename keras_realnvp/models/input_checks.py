@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_realnvp.compiled import concrete_value, evaluating_now
+from keras_realnvp.backend.compiled import concrete_value, evaluating_now
 
 _REAL_KINDS = ("int", "uint", "float", "bfloat")
 
@@ -63,7 +63,7 @@ def check_finite_in_range(x, what, low, high, high_inclusive=False):
     The check reads values, so it runs wherever they exist: on arrays and eager tensors,
     and under `jax.grad`, a `tf.GradientTape` or PyTorch autograd (without recording
     anything for the gradient). A traced `x` inside a caller's `jax.jit` or `jax.vmap`, or a
-    `tf.function`, has no values yet (`keras_realnvp.compiled.concrete_value`): there the
+    `tf.function`, has no values yet (`keras_realnvp.backend.compiled.concrete_value`): there the
     check is skipped, and NaN or out-of-range input gives whatever the model computes from it.
 
     Example:

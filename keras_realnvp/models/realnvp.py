@@ -5,7 +5,8 @@ import math
 import keras
 from keras import ops
 
-from keras_realnvp import replicas
+from keras_realnvp.backend import replicas
+from keras_realnvp.backend.compiled import compile_inference
 from keras_realnvp.bijectors import (
     AffineCoupling,
     BijectorChain,
@@ -15,7 +16,6 @@ from keras_realnvp.bijectors import (
     Squeeze,
     UniformDequantization,
 )
-from keras_realnvp.compiled import compile_inference
 from keras_realnvp.models.input_checks import (
     as_array,
     check_count,
@@ -414,7 +414,7 @@ class RealNVP(keras.Model):
                 )
 
     # The inference functions behind log_prob, encode and decode, run compiled (see
-    # keras_realnvp.compiled): one compilation per input shape, like `predict`. log_prob
+    # keras_realnvp.backend.compiled): one compilation per input shape, like `predict`. log_prob
     # and encode share one, so a model used for both compiles its forward pass once.
     # They stop no gradient: `compile_inference` keeps a plain call free of any graph on
     # every backend, and lets a caller who differentiates (a torch tensor that requires

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_realnvp.backend.compiled import run_inference
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
-from keras_realnvp.compiled import run_inference
 from keras_realnvp.models.input_checks import as_array, check_count, check_finite_in_range, check_temperature
 from keras_realnvp.models.size_limits import check_seed, check_toy_model_size
 
@@ -37,7 +37,7 @@ class RealNVP2D(keras.Model):
     `log_prob`, `encode` and `decode` run eagerly and are differentiable with respect to
     their input whenever the caller differentiates, with the same rules as `RealNVP.log_prob`
     (a torch tensor that requires grad, a JAX transformation, a `tf.GradientTape`); a plain
-    call keeps no graph (`keras_realnvp.compiled.run_inference`).
+    call keeps no graph (`keras_realnvp.backend.compiled.run_inference`).
 
     Args:
         dim: number of features (2 for the toy).

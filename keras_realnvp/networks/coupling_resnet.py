@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_realnvp import replicas
+from keras_realnvp.backend import replicas
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
 
 
@@ -16,7 +16,7 @@ def batch_norm_relu(bn, x, training, bias=None):
     them either way), and `bias`, the bias of the convolution before, is folded into
     `shift` instead of being added to the activations in a pass of its own. Statistics
     are computed in float32 at least, as the layer does (mixed precision), and under a
-    `tf.distribute` strategy over the global batch (`keras_realnvp.replicas.moments`), so
+    `tf.distribute` strategy over the global batch (`keras_realnvp.backend.replicas.moments`), so
     every replica stores the same moving averages.
 
     Example:

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_realnvp.compiled import conv_data_format
+from keras_realnvp.backend.compiled import conv_data_format
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")

@@ -17,7 +17,7 @@ skipped steps and stops training after `max_consecutive` of them in a row:
 import keras
 from keras import ops
 
-from keras_realnvp import replicas
+from keras_realnvp.backend import replicas
 
 SKIPPED_KEY = "nonfinite_step"
 
@@ -97,7 +97,7 @@ def _stateful_step(model, train_step):
         logs = train_step(data)
         ok = _all_finite([*[v.value for v in variables], *([logs["loss"]] if "loss" in logs else [])])
         if replicas.num_replicas() > 1:
-            ok = _undo_in_replicas(model, variables, before, ok)
+            ok = replicas.undo_unless_all_finite(variables, before, ok, model.metrics_variables)
         else:
 
             def undo():
@@ -108,39 +108,6 @@ def _stateful_step(model, train_step):
         return {**logs, SKIPPED_KEY: _skipped_flag(ok)}
 
     return guarded_train_step
-
-
-def _undo_in_replicas(model, variables, before, ok):
-    """A `tf.distribute` step (several replicas): undo it on all of them or on none.
-
-    TensorFlow-specific, and isolated here because it has to be: the replicas agree on
-    `ok` through an all-reduce; the metrics (per-replica, sync-on-read variables) are
-    restored in the replica context, the mirrored weights and optimizer variables in the
-    cross-replica context, as Keras' optimizer updates them (a `merge_call` may not sit
-    inside a conditional in a replica context).
-    """
-    import tensorflow as tf
-
-    ok = ops.equal(replicas.replica_sum(_skipped_flag(ok)), 0.0)
-    metric_ids = {id(v) for v in model.metrics_variables}
-    mirrored = []
-    for v, old in zip(variables, before):
-        if id(v) in metric_ids:
-            v.assign(ops.where(ok, v.value, old))
-        else:
-            mirrored.append((v, old))
-
-    def merge_fn(strategy, ok, olds):
-        ok = strategy.experimental_local_results(ok)[0]
-
-        def undo():
-            for (v, _), old in zip(mirrored, olds):
-                strategy.extended.update(v.value, lambda var, value: var.assign(value), args=(old,), group=False)
-
-        tf.cond(ok, lambda: None, undo)
-
-    tf.distribute.get_replica_context().merge_call(merge_fn, args=(ok, [old for _, old in mirrored]))
-    return ok
 
 
 def guard_nonfinite_steps(model):

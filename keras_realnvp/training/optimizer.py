@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_realnvp import replicas
+from keras_realnvp.backend import replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -13,7 +13,7 @@ class GlobalBatchAdam(keras.optimizers.Adam):
     replica's share of the gradient by that share's norm before the shares are summed, so
     with a clip that engages (the authors' 100 on the nats-per-image loss does at every
     step) the update would depend on the number of devices; this one clips the sum
-    (`keras_realnvp.replicas.clip_by_global_norm`). JAX's `DataParallel` needs nothing:
+    (`keras_realnvp.backend.replicas.clip_by_global_norm`). JAX's `DataParallel` needs nothing:
     its step sees the global gradient. Same arguments as `keras.optimizers.Adam`.
 
     Example:

@@ -19,12 +19,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_realnvp.backend.replicas import distribution_scope
 from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
 from keras_realnvp.data.sources import EMBEDDED, open_source, source_labels
 from keras_realnvp.data.streaming import DEFAULT_BUFFER_SIZE, StreamingBatches
 from keras_realnvp.evaluation import held_out_bits_per_dim
 from keras_realnvp.models.realnvp import RealNVP
-from keras_realnvp.replicas import distribution_scope
 from keras_realnvp.training.checkpoints import CheckpointEvery, CheckpointManager
 from keras_realnvp.training.finite_steps import SkipNonFiniteSteps
 from keras_realnvp.training.optimizer import GlobalBatchAdam

@@ -16,8 +16,8 @@ slice of the batch, and the model must combine what the replicas computed:
 
 Keras' own `ops.moments(..., synchronized=True)` raises on JAX and PyTorch and computes
 the variance as E[x^2] - E[x]^2; the helpers here are no-ops outside a multi-replica
-TensorFlow step and keep the two-pass sums of the callers. This module and
-`keras_realnvp.compiled` are the only ones that import a backend (the one in use).
+TensorFlow step and keep the two-pass sums of the callers. Part of `keras_realnvp.backend`,
+the one package that imports a backend (the one in use).
 """
 
 import contextlib
@@ -155,7 +155,7 @@ def distribution_scope(distribute: bool):
     JAX: `keras.distribution.DataParallel` (one sharded global batch). TensorFlow: a
     `tf.distribute.MirroredStrategy` over the local GPUs, else the logical CPU devices;
     the model must be built and compiled inside the block, and `RealNVP` makes each
-    replica's step equal to the single-device one (see `keras_realnvp.replicas`).
+    replica's step equal to the single-device one (see `keras_realnvp.backend.replicas`).
     PyTorch: a `ValueError` (Keras has no data parallelism for it). With
     `distribute=False` nothing changes and it yields 1.
 
@@ -185,3 +185,39 @@ def distribution_scope(distribute: bool):
             f"--distribute trains data-parallel with keras.distribution (JAX) or tf.distribute (TensorFlow); "
             f"the {backend} backend has no data-parallel training in Keras. Use KERAS_BACKEND=jax or tensorflow."
         )
+
+
+def undo_unless_all_finite(variables, before, ok, metrics_variables):
+    """A `tf.distribute` step (several replicas): undo it on all of them or on none.
+
+    `variables` are restored to `before` on every replica unless every replica's `ok` is
+    true; returns the agreed `ok`. Used by `keras_realnvp.training.finite_steps`.
+
+    TensorFlow-specific, and isolated here because it has to be: the replicas agree on
+    `ok` through an all-reduce; the metrics (per-replica, sync-on-read variables) are
+    restored in the replica context, the mirrored weights and optimizer variables in the
+    cross-replica context, as Keras' optimizer updates them (a `merge_call` may not sit
+    inside a conditional in a replica context).
+    """
+    import tensorflow as tf
+
+    ok = ops.equal(replica_sum(ops.cast(ops.logical_not(ok), "float32")), 0.0)
+    metric_ids = {id(v) for v in metrics_variables}
+    mirrored = []
+    for v, old in zip(variables, before):
+        if id(v) in metric_ids:
+            v.assign(ops.where(ok, v.value, old))
+        else:
+            mirrored.append((v, old))
+
+    def merge_fn(strategy, ok, olds):
+        ok = strategy.experimental_local_results(ok)[0]
+
+        def undo():
+            for (v, _), old in zip(mirrored, olds):
+                strategy.extended.update(v.value, lambda var, value: var.assign(value), args=(old,), group=False)
+
+        tf.cond(ok, lambda: None, undo)
+
+    tf.distribute.get_replica_context().merge_call(merge_fn, args=(ok, [old for _, old in mirrored]))
+    return ok
