@@ -16,11 +16,24 @@ from keras_realnvp.backend.compiled import configure_xla_cpu
 
 configure_xla_cpu()
 
-from keras_realnvp import bijectors, data, evaluation, networks, visualization  # noqa: E402
-from keras_realnvp.models import RealNVP  # noqa: E402
+from keras_realnvp import bijectors, data, evaluation, layers, networks, visualization  # noqa: E402
+from keras_realnvp.layers import FactorOut, UniformDequantization  # noqa: E402
+from keras_realnvp.models import Flow, RealNVP  # noqa: E402
 from keras_realnvp.version import __version__  # noqa: E402
 
-__all__ = ["RealNVP", "__version__", "bijectors", "data", "evaluation", "networks", "visualization"]
+__all__ = [
+    "FactorOut",
+    "Flow",
+    "RealNVP",
+    "UniformDequantization",
+    "__version__",
+    "bijectors",
+    "data",
+    "evaluation",
+    "layers",
+    "networks",
+    "visualization",
+]
 
 # The paper's experiments and the 2-D toy of figure 1 (they import the models above).
 from keras_realnvp import experiments  # noqa: E402

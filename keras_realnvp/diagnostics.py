@@ -16,7 +16,7 @@
 - **extremes**: finiteness of `log_prob`/`encode` at pixel values 0 and 255 and of
   samples at high temperatures.
 
-`format_report` turns the dict into a readable table; `tools/diagnose.py` runs it
+`format_report` turns the dict into a readable table; `keras-realnvp diagnose` runs it
 for any preset. The Jacobian is the only part that needs the backend's own autodiff
 (`jax.vjp`, `torch.autograd.grad`, `tf.GradientTape`): batched reverse-mode passes, each
 pulling back one-hot cotangents through copies of the example.
@@ -30,9 +30,9 @@ from keras import ops
 
 from keras_realnvp.backend.autodiff import float64_available, jacobian
 from keras_realnvp.bijectors import AffineCoupling, RunningBatchNorm
-from keras_realnvp.bijectors.masks import channel_halves
 from keras_realnvp.data.embedded import dequantize_numpy
 from keras_realnvp.models.input_checks import check_images
+from keras_realnvp.models.scales import spatial_rule
 
 DEFAULT_TEMPERATURES = (1.0, 3.0, 10.0)
 # The brute force takes one backward pass of batch `chunk` per `chunk` crop values, in float64.
@@ -68,19 +68,6 @@ def _round_trip_error(model, images, labels=None) -> dict:
     }
 
 
-def _coupling_log_scale(layer, h, condition):
-    """`s` of one coupling at its input `h`, and the mask of the units it transforms."""
-    if layer.mask_type == "channel":
-        kept, _ = channel_halves(h, layer.reverse)
-        _, log_scale = layer._shift_and_log_scale(kept, condition, False)
-        return _numpy(log_scale), None
-    mask = layer._checkerboard_mask(h)
-    _, log_scale = layer._shift_and_log_scale(layer._checkerboard_net_input(h, mask), condition, False)
-    transformed = _numpy(mask) == 0
-    return _numpy(log_scale), np.broadcast_to(transformed[..., None] if transformed.ndim == 2 else transformed,
-                                              tuple(log_scale.shape))
-
-
 def _coupling_scale_ranges(model, images, labels=None) -> dict:
     """The range of every coupling's `s` over the units it transforms, on `images`.
 
@@ -94,8 +81,8 @@ def _coupling_scale_ranges(model, images, labels=None) -> dict:
     def run_chain(chain, h):
         for layer in chain.bijectors:
             if isinstance(layer, AffineCoupling):
-                s, transformed = _coupling_log_scale(layer, h, condition)
-                values = s if transformed is None else s[transformed]
+                _, s, transformed = layer.shift_and_log_scale(h, condition)
+                values = _numpy(s)[_numpy(transformed) > 0]  # the units the coupling transforms
                 layers.append({
                     "name": layer.name,
                     "min": float(values.min()),
@@ -106,12 +93,12 @@ def _coupling_scale_ranges(model, images, labels=None) -> dict:
         return h
 
     h, _ = model.logit(x)
-    for checkerboard, squeeze, channel, factor_out in model._scale_steps():
-        h = run_chain(checkerboard, h)
-        h, _ = squeeze(h)
-        h = run_chain(channel, h)
-        _, h = factor_out(h)
-    run_chain(model.final_flow, h)
+    for scale in model.scales():
+        h = run_chain(scale.checkerboard, h)
+        if not scale.is_last:
+            h, _ = scale.squeeze(h)
+            h = run_chain(scale.channel, h)
+            _, h = scale.factor_out(h)
     low = min(layer["min"] for layer in layers)
     high = max(layer["max"] for layer in layers)
     return {"min": low, "max": high, "max_abs": max(abs(low), abs(high)), "layers": layers}
@@ -160,7 +147,7 @@ def default_jacobian_size(num_scales: int) -> int:
     >>> [default_jacobian_size(n) for n in (1, 2, 3, 4, 5)]
     [8, 8, 8, 16, 32]
     """
-    multiple, minimum = 2 ** (num_scales - 1), 2**num_scales
+    multiple, minimum = spatial_rule(num_scales)
     size = max(8, minimum)
     return -(-size // multiple) * multiple
 

@@ -92,11 +92,9 @@ def forward_flops(model, image_shape=None) -> int:
     >>> forward_flops(model, (16, 16, 3)) == 4 * forward_flops(model)
     True
     """
-    h, w, c = model.image_shape if image_shape is None else tuple(image_shape)
     total = 0
-    for checkerboard, _, channel, _ in model._scale_steps():
-        total += chain_flops(checkerboard, (h, w, c))
-        h, w, c = h // 2, w // 2, 4 * c
-        total += chain_flops(channel, (h, w, c))
-        c //= 2
-    return total + chain_flops(model.final_flow, (h, w, c))
+    for scale in model.scales(image_shape):
+        total += chain_flops(scale.checkerboard, scale.shapes.input_shape)
+        if not scale.is_last:
+            total += chain_flops(scale.channel, scale.shapes.squeezed_shape)
+    return total

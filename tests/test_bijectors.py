@@ -1,7 +1,8 @@
 """Every bijective layer passes the same checks: inverse, exact log-det, serialization.
 
-Tolerances: float64 layers; inverse to 1e-9; log-det against a central-difference
-Jacobian (step 1e-5) to 1e-5 absolute.
+Tolerances: float64 layers; inverse to 1e-9; log-det against `slogdet` of the full
+Jacobian computed by the backend's automatic differentiation (`helpers.brute_force_log_det`)
+to 1e-5 absolute.
 """
 
 import keras
@@ -12,12 +13,12 @@ from helpers import brute_force_log_det, randomize_weights, to_numpy
 from keras_realnvp.bijectors import (
     AffineCoupling,
     BijectorChain,
-    FactorOut,
     Logit,
     RunningBatchNorm,
     Squeeze,
     checkerboard_mask,
 )
+from keras_realnvp.layers import FactorOut
 
 
 def _layers():

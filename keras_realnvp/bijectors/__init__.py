@@ -3,8 +3,6 @@
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
 from keras_realnvp.bijectors.bijector import Bijector
 from keras_realnvp.bijectors.chain import BijectorChain
-from keras_realnvp.bijectors.dequantize import UniformDequantization
-from keras_realnvp.bijectors.factor_out import FactorOut
 from keras_realnvp.bijectors.logit import Logit
 from keras_realnvp.bijectors.masks import channel_halves, checkerboard_mask, merge_channel_halves
 from keras_realnvp.bijectors.running_batch_norm import RunningBatchNorm
@@ -14,12 +12,20 @@ __all__ = [
     "AffineCoupling",
     "Bijector",
     "BijectorChain",
-    "FactorOut",
     "Logit",
     "RunningBatchNorm",
     "Squeeze",
-    "UniformDequantization",
     "channel_halves",
     "checkerboard_mask",
     "merge_channel_halves",
 ]
+
+
+def __getattr__(name):
+    # FactorOut and UniformDequantization moved to keras_realnvp.layers (they are not bijectors);
+    # the old import path keeps working.
+    if name in ("FactorOut", "UniformDequantization"):
+        from keras_realnvp import layers
+
+        return getattr(layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

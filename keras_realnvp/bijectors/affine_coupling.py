@@ -147,27 +147,66 @@ class AffineCoupling(Bijector):
         batch_mask = ops.broadcast_to(mask, (*ops.shape(x)[:-1], 1))
         return ops.concatenate([x * mask, batch_mask], axis=-1)
 
-    def call(self, x, condition=None, training=False):
+    def _terms(self, x, condition, training):
+        # (t, s, the transformed units 1 - b or None for a channel mask, the channel halves or None)
         if self.mask_type == "channel":
             kept, moving = channel_halves(x, self.reverse)
             shift, log_scale = self._shift_and_log_scale(kept, condition, training)
-            y = merge_channel_halves(kept, moving * ops.exp(log_scale) + shift, self.reverse)
-            return y, sum_per_example(log_scale)
+            return shift, log_scale, None, (kept, moving)
         mask = self._checkerboard_mask(x)
         shift, log_scale = self._shift_and_log_scale(self._checkerboard_net_input(x, mask), condition, training)
-        log_scale = log_scale * (1.0 - mask)
-        y = x * ops.exp(log_scale) + shift * (1.0 - mask)
+        return shift, log_scale, 1.0 - mask, None
+
+    def shift_and_log_scale(self, x, condition=None, training=False):
+        """`(t, s, transformed)` of the coupling at its input `x`: what `call` applies, for inspection.
+
+        `s = scale * tanh(net_s)` and `t = net_t` are the network's outputs before the mask;
+        `transformed` has their shape and is 1 on the units the coupling changes (`1 - b`)
+        and 0 on those it passes through, so `y = x * exp(s * transformed) + t * transformed`
+        on those units and `log|det| = sum(s * transformed)`. With a checkerboard mask, `t`,
+        `s` and `transformed` have the shape of `x`; with a channel mask they cover the
+        moving half of the channels only, and `transformed` is all ones.
+
+        Example:
+
+        >>> import numpy as np
+        >>> layer = AffineCoupling("checkerboard", filters=4, num_blocks=1)
+        >>> x = np.random.randn(2, 4, 4, 3).astype("float32")
+        >>> shift, log_scale, transformed = layer.shift_and_log_scale(x)
+        >>> tuple(log_scale.shape), float(ops.convert_to_numpy(ops.sum(transformed)))  # half of 2 * 4 * 4 * 3
+        ((2, 4, 4, 3), 48.0)
+        >>> _, log_det = layer(x)
+        >>> total = ops.convert_to_numpy(ops.sum(log_scale * transformed, axis=(1, 2, 3)))
+        >>> bool(np.allclose(total, ops.convert_to_numpy(log_det)))
+        True
+        """
+        x = ops.convert_to_tensor(x, dtype=self.compute_dtype)
+        if not self.built:
+            self.build(tuple(x.shape))
+        if condition is not None:
+            condition = ops.convert_to_tensor(condition, dtype=self.compute_dtype)
+        shift, log_scale, transformed, _ = self._terms(x, condition, training)
+        if transformed is None:
+            return shift, log_scale, ops.ones_like(log_scale)
+        return shift, log_scale, ops.broadcast_to(transformed, ops.shape(log_scale))
+
+    def call(self, x, condition=None, training=False):
+        shift, log_scale, transformed, halves = self._terms(x, condition, training)
+        if halves is not None:
+            kept, moving = halves
+            y = merge_channel_halves(kept, moving * ops.exp(log_scale) + shift, self.reverse)
+            return y, sum_per_example(log_scale)
+        log_scale = log_scale * transformed
+        y = x * ops.exp(log_scale) + shift * transformed
         return y, sum_per_example(log_scale)
 
     def inverse(self, y, condition=None):
-        if self.mask_type == "channel":
-            kept, moving = channel_halves(y, self.reverse)
-            shift, log_scale = self._shift_and_log_scale(kept, condition, False)
+        shift, log_scale, transformed, halves = self._terms(y, condition, False)
+        if halves is not None:
+            kept, moving = halves
             return merge_channel_halves(kept, (moving - shift) * ops.exp(-log_scale), self.reverse)
-        mask = self._checkerboard_mask(y)
-        shift, log_scale = self._shift_and_log_scale(self._checkerboard_net_input(y, mask), condition, False)
-        log_scale = log_scale * (1.0 - mask)
-        return (y - shift * (1.0 - mask)) * ops.exp(-log_scale)
+        log_scale = log_scale * transformed
+        return (y - shift * transformed) * ops.exp(-log_scale)
 
     def compute_output_shape(self, input_shape):
         return input_shape, (input_shape[0],)

@@ -13,23 +13,10 @@ def check_model(model, what="model"):
     return model
 
 
-# The model's own checks, so that a call here and the same call on the model get the same error.
-def check_positive_int(value, name, minimum=1):
-    """`input_checks.check_count`: an integer >= `minimum` as a Python int.
-
-    >>> check_positive_int(np.int64(4), "batch_size")
-    4
-    """
-    return input_checks.check_count(value, name, minimum)
-
-
-def check_temperature(temperature):
-    """`input_checks.check_temperature`: a finite real number >= 0 as a float.
-
-    >>> check_temperature(np.float32(0.5))
-    0.5
-    """
-    return input_checks.check_temperature(temperature)
+# The model's own checks (one version, keras_realnvp.models.input_checks), so that a call here
+# and the same call on the model get the same error.
+check_positive_int = input_checks.check_count
+check_temperature = input_checks.check_temperature
 
 
 def to_numpy(x):

@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_realnvp.backend.compiled import concrete_value, evaluating_now
+from keras_realnvp.models.scales import scale_shapes, spatial_rule
 
 _REAL_KINDS = ("int", "uint", "float", "bfloat")
 
@@ -264,6 +265,31 @@ def check_image_shape(value, what="image_shape"):
     return tuple(int(d) for d in entries)
 
 
+def check_vectors(x, dim, what="points"):
+    """Validate a batch of vectors `(N, dim)` with finite values (`RealNVP2D`'s points and latents); returns it.
+
+    The shape and dtype are checked on every call, the values wherever they exist (see
+    `check_finite_in_range`); tensors are returned as they are.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_vectors(np.zeros((3, 2)), dim=2).shape
+    (3, 2)
+    >>> check_vectors(np.zeros((3, 4)), dim=2, what="latents")
+    Traceback (most recent call last):
+    ...
+    ValueError: latents must have shape (batch, 2), got (3, 4).
+    """
+    x = as_array(x, what)
+    if len(x.shape) != 2 or x.shape[-1] != dim:
+        raise ValueError(f"{what} must have shape (batch, {dim}), got {tuple(x.shape)}.")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch.")
+    check_finite_in_range(x, what, None, None)
+    return x
+
+
 def check_latent_list(latents, num_scales, channels, what="latents"):
     """Check a multi-scale model's latents (as `encode` returns them) and return them as arrays.
 
@@ -292,17 +318,18 @@ def check_latent_list(latents, num_scales, channels, what="latents"):
         got = f"a {type(latents).__name__} of {len(latents)}" if is_list else _describe(latents)
         raise ValueError(f"{what} must be a list of {num_scales} tensors (one per scale, finest first), got {got}.")
     arrays = [as_array(z, f"{what}[{i}]") for i, z in enumerate(latents)]
+    # The latents of images (h0, w0, channels): latents[0] is the first scale's, so the rule
+    # for its h and w is the image rule of a model with one scale fewer (at least one).
     first_channels = channels if num_scales == 1 else 2 * channels
-    steps = max(num_scales - 2, 0)  # halvings from latents[0] to the last latent
-    multiple = 2**steps
+    multiple, minimum = spatial_rule(max(num_scales - 1, 1))
 
     def expected(h, w):
-        shapes = [(h // 2**i, w // 2**i, first_channels * 2**i) for i in range(num_scales - 1)]
-        return shapes + [shapes[-1]] if shapes else [(h, w, first_channels)]
+        image = (h, w, channels) if num_scales == 1 else (2 * h, 2 * w, channels)
+        return [s.latent_shape for s in scale_shapes(image, num_scales)]
 
     rule = (
         f"for this model (num_scales={num_scales}, {channels} image channels) {what}[0] must be "
-        f"(batch, h, w, {first_channels}) with h and w multiples of {multiple} and at least {2 * multiple}"
+        f"(batch, h, w, {first_channels}) with h and w multiples of {multiple} and at least {minimum}"
     )
     if num_scales > 1:
         rule += ", each next latent halving h and w and doubling the channels, the last one the same as the one before"
@@ -314,7 +341,7 @@ def check_latent_list(latents, num_scales, channels, what="latents"):
         raise ValueError(f"{what} is an empty batch ({what}[0] has shape {first}).")
     if h is None or w is None:  # left unknown by a caller's trace: nothing to compare the others with
         raise ValueError(f"{what}[0] must have a known height and width, got shape {first}; {rule}.")
-    if c != first_channels or h % multiple or w % multiple or min(h, w) < 2 * multiple:
+    if c != first_channels or h % multiple or w % multiple or min(h, w) < minimum:
         raise ValueError(f"{what}[0] has shape {first}; {rule}.")
     shapes = expected(h, w)
     for i, (z, shape) in enumerate(zip(arrays, shapes)):

@@ -32,7 +32,9 @@ import fractions
 from typing import NamedTuple
 
 from keras_realnvp.bijectors.masks import MASK_TYPES
+from keras_realnvp.models._size_advice import blame, excess
 from keras_realnvp.models.input_checks import check_count, check_image_shape, is_integer_scalar
+from keras_realnvp.models.scales import coupling_widths, scale_shapes, spatial_rule
 
 MAX_PARAMETERS = 2_000_000_000
 MAX_ACTIVATIONS = 2**36
@@ -40,7 +42,6 @@ MAX_NETWORK_BLOCKS = 4096
 SEED_LIMIT = 2**31 - 1
 
 _MODULE = "keras_realnvp.models.size_limits"
-
 
 class ModelSize(NamedTuple):
     """The checked settings of a `RealNVP` (Python ints, a tuple `image_shape`) and its size.
@@ -107,16 +108,23 @@ def _image_coupling_parameters(mask_type, channels, filters, num_blocks, conditi
     return network + transformed + (2 * channels + 1)
 
 
+def _couplings(height, width, channels, num_scales, filters):
+    # (mask type, how many, positions, channels, network width) of every scale's coupling chains.
+    for scale in scale_shapes((height, width, channels), num_scales):
+        checkerboard_width, channel_width = coupling_widths(filters, scale.index)
+        h, w, c = scale.input_shape
+        yield "checkerboard", 4 if scale.is_last else 3, h * w, c, checkerboard_width
+        if not scale.is_last:
+            h, w, c = scale.squeezed_shape
+            yield "channel", 3, h * w, c, channel_width
+
+
 def _parameters(channels, num_scales, filters, num_blocks, condition_dim):
     # Independent of height and width: every weight is per channel (the model is fully convolutional).
-    total = 0
-    for i in range(num_scales - 1):
-        width_i = filters * 2**i
-        total += 3 * _image_coupling_parameters("checkerboard", channels, width_i, num_blocks, condition_dim)
-        total += 3 * _image_coupling_parameters("channel", 4 * channels, 2 * width_i, num_blocks, condition_dim)
-        channels *= 2  # squeeze (x4), factor out half
-    last_width = filters * 2 ** (num_scales - 1)
-    return total + 4 * _image_coupling_parameters("checkerboard", channels, last_width, num_blocks, condition_dim)
+    return sum(
+        count * _image_coupling_parameters(mask_type, c, width, num_blocks, condition_dim)
+        for mask_type, count, _, c, width in _couplings(0, 0, channels, num_scales, filters)
+    )
 
 
 def _network_activations(positions, filters, num_blocks, outputs):
@@ -127,15 +135,12 @@ def _network_activations(positions, filters, num_blocks, outputs):
 
 
 def _activations(height, width, channels, num_scales, filters, num_blocks):
-    total = 0
-    for i in range(num_scales - 1):
-        width_i = filters * 2**i
-        positions = (height // 2**i) * (width // 2**i)
-        total += 3 * _network_activations(positions, width_i, num_blocks, 2 * channels)
-        total += 3 * _network_activations(positions // 4, 2 * width_i, num_blocks, 4 * channels)
-        channels *= 2
-    positions = (height // 2 ** (num_scales - 1)) * (width // 2 ** (num_scales - 1))
-    return total + 4 * _network_activations(positions, filters * 2 ** (num_scales - 1), num_blocks, 2 * channels)
+    # The s/t network outputs s and t for the transformed units: 2x the channels (checkerboard),
+    # 2x half of them (channel).
+    return sum(
+        count * _network_activations(positions, net_width, num_blocks, 2 * c if mask_type == "checkerboard" else c)
+        for mask_type, count, positions, c, net_width in _couplings(height, width, channels, num_scales, filters)
+    )
 
 
 def _network_blocks(num_scales, num_blocks):
@@ -196,11 +201,11 @@ def _check_image_model_settings(image_shape, num_scales, filters, num_blocks, co
             f"num_scales={num_scales} needs a height and width of at least 2^{num_scales} (the last scale "
             f"needs 2x2 positions); image_shape {image_shape} allows num_scales <= {most}."
         )
-    multiple = 2 ** (num_scales - 1)
+    multiple, minimum = spatial_rule(num_scales)
     for name, size in (("height", height), ("width", width)):
         if size % multiple:
             raise ValueError(
-                f"image_shape {name} {size} must be a multiple of {multiple} and at least {2 * multiple} "
+                f"image_shape {name} {size} must be a multiple of {multiple} and at least {minimum} "
                 f"for num_scales={num_scales}."
             )
     return image_shape, num_scales, filters, num_blocks, condition_dim
@@ -250,73 +255,6 @@ def activation_count(image_shape, num_scales, filters, num_blocks):
     settings = _check_image_model_settings(image_shape, num_scales, filters, num_blocks, None)
     image_shape, num_scales, filters, num_blocks, _ = settings
     return _activations(*image_shape, num_scales, filters, num_blocks)
-
-
-def _largest_fitting(count, values, name, minimum, limit):
-    """The largest `values[name]` in `[minimum, values[name]]` with `count(values) <= limit`, or None."""
-    low, high = minimum, values[name]
-    if count({**values, name: low}) > limit:
-        return None
-    while low < high:  # every count here is non-decreasing in every setting: bisect
-        middle = (low + high + 1) // 2
-        if count({**values, name: middle}) <= limit:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-# Ordinary values of each setting (RealNVP's and RealNVP2D's defaults; any conditioning; a
-# 32x32 image). The setting furthest above its ordinary value is the one an error blames.
-_ORDINARY = {
-    "filters": 64,
-    "num_blocks": 8,
-    "num_scales": 2,
-    "condition_dim": 1,
-    "channels": 3,
-    "pixels": 32 * 32,
-    "dim": 2,
-    "num_couplings": 6,
-    "units": 64,
-    "num_layers": 1,
-}
-
-
-def _excess(what, total, limit, constant, candidates):
-    """The message for `total` over `limit`.
-
-    `candidates`: `(key in _ORDINARY, setting as "name=value", value, advice or None)`,
-    where `advice` says how far that setting alone must come down. The setting that can
-    fix it alone and is furthest above its ordinary value is named first, the others
-    that could fix it alone follow.
-    """
-    text = f"{total:,} {what}, more than the limit of {limit:,} ({_MODULE}.{constant})"
-    fixable = sorted(
-        ((value / _ORDINARY[key], shown, advice) for key, shown, value, advice in candidates if advice),
-        key=lambda item: item[0],
-        reverse=True,
-    )
-    if not fixable:
-        names = ", ".join(shown for _, shown, _, _ in candidates)
-        return f"{names} give {text}; no one of these settings alone brings it under the limit."
-    (_, shown, advice), others = fixable[0], [advice for _, _, advice in fixable[1:]]
-    alternatives = f" (or {', or '.join(others)})" if others else ""
-    return f"{shown} gives {text}; with the other settings as they are, {advice}{alternatives}."
-
-
-def _blame(count, values, limit, names):
-    """Candidates for `_excess`: each of `names` (`(key, shown)`) bisected down to what fits."""
-    minimums = {"num_blocks": 0, "condition_dim": 0, "num_layers": 0, "num_couplings": 2, "dim": 2}
-    candidates = []
-    for key, shown in names:
-        if values[key]:
-            most = _largest_fitting(count, values, key, minimums.get(key, 1), limit)
-            label = "image channels" if key == "channels" else key
-            advice = None if most is None else f"{label} can be at most {most:,}"
-            if key == "condition_dim" and most == 0:
-                advice = "only an unconditional model (condition_dim=None) fits"
-            candidates.append((key, shown, values[key], advice))
-    return candidates
 
 
 def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim=None, seed=None, where=None):
@@ -387,20 +325,20 @@ def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim
             ("condition_dim", f"condition_dim={condition_dim}"),
             ("channels", f"image_shape={image_shape}"),
         ]
-        candidates = _blame(parameters_of, values, MAX_PARAMETERS, names)
-        problems.append(_excess("parameters", parameters, MAX_PARAMETERS, "MAX_PARAMETERS", candidates))
+        candidates = blame(parameters_of, values, MAX_PARAMETERS, names)
+        problems.append(excess("parameters", parameters, MAX_PARAMETERS, f"{_MODULE}.MAX_PARAMETERS", candidates))
     if activations > MAX_ACTIVATIONS:
         # Exactly proportional to height x width (both multiples of 2^(num_scales - 1)).
-        unit = 2 ** (num_scales - 1)
+        unit = spatial_rule(num_scales)[0]
         per_pixel = fractions.Fraction(activations_of({**values, "height": unit, "width": unit}), unit * unit)
         pixels = int(MAX_ACTIVATIONS / per_pixel)
         fits = pixels >= 4 * unit * unit  # the smallest image num_scales allows
         advice = f"height x width can be at most {pixels:,} pixels" if fits else None
         candidates = [("pixels", f"image_shape={image_shape}", height * width, advice)]
         names = [("filters", f"filters={filters}"), ("num_blocks", f"num_blocks={num_blocks}")]
-        candidates += _blame(activations_of, values, MAX_ACTIVATIONS, names)
+        candidates += blame(activations_of, values, MAX_ACTIVATIONS, names)
         what = "activation values per image"
-        problems.append(_excess(what, activations, MAX_ACTIVATIONS, "MAX_ACTIVATIONS", candidates))
+        problems.append(excess(what, activations, MAX_ACTIVATIONS, f"{_MODULE}.MAX_ACTIVATIONS", candidates))
     if problems:
         raise ValueError(prefix + " ".join(problems))
     return ModelSize(image_shape, num_scales, filters, num_blocks, condition_dim, seed, parameters, activations)
@@ -456,8 +394,8 @@ def check_toy_model_size(dim, num_couplings, units, num_layers, mask_type="check
     parameters = parameters_of(values)
     if parameters > MAX_PARAMETERS:
         names = [(name, f"{name}={values[name]}") for name in values]
-        candidates = _blame(parameters_of, values, MAX_PARAMETERS, names)
-        problems.append(_excess("parameters", parameters, MAX_PARAMETERS, "MAX_PARAMETERS", candidates))
+        candidates = blame(parameters_of, values, MAX_PARAMETERS, names)
+        problems.append(excess("parameters", parameters, MAX_PARAMETERS, f"{_MODULE}.MAX_PARAMETERS", candidates))
     if problems:
         raise ValueError(" ".join(problems))
     return ToyModelSize(dim, num_couplings, units, num_layers, seed, parameters)

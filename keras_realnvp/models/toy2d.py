@@ -1,17 +1,13 @@
 """Real NVP on vectors: the 2-D toy of figure 1, built from the image model's coupling layer."""
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_realnvp.backend.compiled import run_inference
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
-from keras_realnvp.models.input_checks import as_array, check_count, check_finite_in_range, check_temperature
-from keras_realnvp.models.size_limits import check_seed, check_toy_model_size
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+from keras_realnvp.models.flow import Flow
+from keras_realnvp.models.input_checks import check_count, check_vectors
+from keras_realnvp.models.size_limits import check_toy_model_size
 
 # The configuration of the README's figure-1 picture and of tests/test_toy2d.py: trains on
 # two moons in a few seconds on a CPU.
@@ -19,7 +15,7 @@ TOY_2D_CONFIG = {"dim": 2, "num_couplings": 6, "units": 64, "num_layers": 1}
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
-class RealNVP2D(keras.Model):
+class RealNVP2D(Flow):
     """A Real NVP on vectors `(batch, dim)`: a stack of `AffineCoupling` layers, unit Gaussian prior.
 
     The same coupling layer as `RealNVP` (eq. 9, `s = scale * tanh(.)`), given rank-2
@@ -34,10 +30,13 @@ class RealNVP2D(keras.Model):
     Training: `compile(optimizer=...)` then `fit(points)`; the loss is the mean negative
     log-likelihood in nats per point.
 
-    `log_prob`, `encode` and `decode` run eagerly and are differentiable with respect to
-    their input whenever the caller differentiates, with the same rules as `RealNVP.log_prob`
-    (a torch tensor that requires grad, a JAX transformation, a `tf.GradientTape`); a plain
-    call keeps no graph (`keras_realnvp.backend.compiled.run_inference`).
+    `log_prob`, `bits_per_dim`, `encode`, `decode`, `sample_latents` and `sample` are
+    `Flow`'s, as for `RealNVP`; the latents are one tensor `(batch, dim)`, and no labels are
+    taken. They run eagerly (a compilation per batch shape costs more than these small
+    networks) and are differentiable with respect to their input whenever the caller
+    differentiates, with the same rules as `RealNVP.log_prob` (a torch tensor that requires
+    grad, a JAX transformation, a `tf.GradientTape`); a plain call keeps no graph
+    (`keras_realnvp.backend.compiled.run_inference`).
 
     Args:
         dim: number of features (2 for the toy).
@@ -102,24 +101,19 @@ class RealNVP2D(keras.Model):
             coupling.build(tuple(input_shape))
         self.built = True
 
-    def forward_flow(self, x, training=False):
-        """`f(x)`: points to `(z, log|det df/dx|)`, no input checks."""
+    def forward_flow(self, x, condition=None, training=False):
+        """`f(x)`: points to `(z, log|det df/dx|)`, no input checks (`condition` is unused)."""
         log_det = 0.0
         for coupling in self.couplings:
-            x, ld = coupling(x, training=training)
+            x, ld = coupling(x, condition=condition, training=training)
             log_det = log_det + ld
         return x, log_det
 
-    def inverse_flow(self, z):
-        """`f^-1(z)`, no input checks."""
+    def inverse_flow(self, z, condition=None):
+        """`f^-1(z)`, no input checks (`condition` is unused)."""
         for coupling in reversed(self.couplings):
-            z = coupling.inverse(z)
+            z = coupling.inverse(z, condition=condition)
         return z
-
-    @staticmethod
-    def prior_log_prob(z):
-        """Per-point log-density under the unit Gaussian prior."""
-        return ops.sum(-0.5 * ops.square(z) - _HALF_LOG_2PI, axis=-1)
 
     def call(self, x, training=False):
         """Per-point log-likelihood in nats."""
@@ -132,82 +126,34 @@ class RealNVP2D(keras.Model):
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def _check(self, x, what):
-        # The shape always, the values wherever they exist (not for tracers inside a caller's
-        # jax.jit / jax.vmap / tf.function); tensors pass through, so gradients reach them.
-        x = as_array(x, what)
-        if len(x.shape) != 2 or x.shape[-1] != self.dim:
-            raise ValueError(f"{what} must have shape (batch, {self.dim}), got {tuple(x.shape)}.")
-        if x.shape[0] == 0:
-            raise ValueError(f"{what} is an empty batch.")
-        check_finite_in_range(x, what, None, None)
-        return ops.convert_to_tensor(x, dtype=self.compute_dtype)
-
-    def log_prob(self, points):
-        """Log-density `log p_X(x)` in nats, one value per point.
-
-        Differentiable with respect to the points whenever the caller differentiates, as
-        `RealNVP.log_prob` (see there for each backend's rule); a plain call keeps no graph.
+    def latent_shapes(self, image_shape=None):
+        """`[(dim,)]`: one latent per point, of the points' shape (`image_shape`, if given, must be that).
 
         Example:
 
-        >>> model = RealNVP2D(num_couplings=2, units=8)
-        >>> round(float(model.log_prob([[0.0, 0.0]])[0]), 4)   # a fresh model is the identity in s
-        -1.8379
+        >>> RealNVP2D(dim=3, num_couplings=2, units=4).latent_shapes()
+        [(3,)]
         """
-        return run_inference(self.call, self._check(points, "points"))
+        if image_shape is not None and tuple(image_shape) != (self.dim,):
+            raise ValueError(f"This model draws points of shape ({self.dim},), got image_shape={image_shape!r}.")
+        return [(self.dim,)]
 
-    def encode(self, points):
-        """`z = f(x)`, shape `(batch, dim)`; differentiable like `log_prob`.
+    # Flow's hooks: points and latents are `(batch, dim)` vectors, the latents one tensor.
 
-        Example:
+    compiles_inference = False
+    _data_name = "points"
 
-        >>> model = RealNVP2D(num_couplings=2, units=8)
-        >>> tuple(model.encode([[0.5, -1.0], [2.0, 0.0]]).shape)
-        (2, 2)
-        """
-        return run_inference(lambda x: self.forward_flow(x)[0], self._check(points, "points"))
+    def _check_data(self, points):
+        return check_vectors(points, self.dim, "points")
 
-    def decode(self, latents):
-        """`x = f^-1(z)`, the exact inverse of `encode`; differentiable like `log_prob`.
+    def _check_latents(self, latents):
+        return [check_vectors(latents, self.dim, "latents")]
 
-        Example:
+    def _to_list(self, z):
+        return [z]
 
-        >>> import numpy as np
-        >>> model = RealNVP2D(num_couplings=2, units=8)
-        >>> z = np.array([[0.1, 0.2]], "float32")
-        >>> bool(np.allclose(np.asarray(model.encode(model.decode(z))), z, atol=1e-6))
-        True
-        """
-        return run_inference(self.inverse_flow, self._check(latents, "latents"))
-
-    def sample_latents(self, num_samples, temperature=1.0, seed=None):
-        """`z ~ N(0, T^2 I)`, shape `(num_samples, dim)`; `seed` (an int) makes it reproducible.
-
-        Example:
-
-        >>> model = RealNVP2D(num_couplings=2, units=8)
-        >>> tuple(model.sample_latents(3, seed=0).shape)
-        (3, 2)
-        """
-        num_samples = check_count(num_samples, "num_samples")
-        temperature = check_temperature(temperature)
-        seed = check_seed(seed)
-        generator = self.sampling_seed if seed is None else keras.random.SeedGenerator(seed)
-        return temperature * keras.random.normal((num_samples, self.dim), dtype=self.compute_dtype, seed=generator)
-
-    def sample(self, num_samples, temperature=1.0, seed=None):
-        """`x = f^-1(z)`, `z ~ N(0, T^2 I)`; `seed` (an int) makes it reproducible.
-
-        Example:
-
-        >>> import numpy as np
-        >>> model = RealNVP2D(num_couplings=2, units=8)
-        >>> zero = np.asarray(model.decode([[0.0, 0.0]] * 2))
-        >>> bool(np.all(np.asarray(model.sample(2, temperature=0.0)) == zero))
-        True
-        """
-        return run_inference(self.inverse_flow, self.sample_latents(num_samples, temperature, seed))
+    def _from_list(self, latents):
+        return latents[0]
 
     def get_config(self):
         return {

@@ -12,7 +12,7 @@ class CouplingMLP(keras.layers.Layer):
     out to `output_units`. The output layer starts with small weights (standard deviation
     0.01) and zero bias, so the coupling starts near the identity while every parameter
     still receives a gradient. No weight normalization, hence no weight-scale
-    parameters for the paper's L2 penalty (`weight_scale_variables()` is empty).
+    parameters for the paper's L2 penalty.
 
     With `condition_dim`, a label vector `(batch, condition_dim)` is projected to `units`
     and added to the first hidden layer's pre-activation, as `CouplingResNet` does.
@@ -65,10 +65,6 @@ class CouplingMLP(keras.layers.Layer):
         for layer in self.hidden:
             h = ops.relu(layer(h))
         return self.head(h)
-
-    def weight_scale_variables(self):
-        """Empty: the MLP has no weight-normalized layers (kept for `CouplingResNet`'s interface)."""
-        return []
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_units)

@@ -69,10 +69,8 @@ class WeightNormConv2D(keras.layers.Layer):
             return ops.transpose(y, (0, 2, 3, 1))
         return ops.conv(x, kernel, strides=1, padding="same")
 
-    def call(self, x, add_bias=True):
-        """`add_bias=False` leaves the bias to the caller (who folds it into what follows)."""
-        y = self.convolve(x)
-        return y + self.bias if add_bias else y
+    def call(self, x):
+        return self.convolve(x) + self.bias
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)
