@@ -29,7 +29,7 @@ OBJECTIVE = {"loss": "mean negative log-likelihood in nats per image + l2 penalt
 
 
 def _trained(dataset, **changes):
-    """A `trained` record with the keys tools/train.py writes."""
+    """A `trained` record with the keys `keras-realnvp train` writes."""
     return {"dataset": dataset, "steps": 408, "epochs": 4, "batch_size": 64, "backend": "jax", "seed": 0,
             "held_out_bits_per_dim": 3.5062446, "held_out_standard_error": 0.0627625, "held_out_images": 416,
             **changes}

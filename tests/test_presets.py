@@ -75,7 +75,8 @@ def test_builtin_preset_builds_with_the_papers_structure(name):
 
 
 def test_unpublished_weights_say_how_to_get_the_architecture():
-    with pytest.raises(ValueError, match=r"not published yet.*load_weights=False.*tools/train.py --preset celeba_64"):
+    with pytest.raises(ValueError,
+                       match=r"not published yet.*load_weights=False.*keras-realnvp train --preset celeba_64"):
         RealNVP.from_preset("celeba_64")
 
 

@@ -1,4 +1,4 @@
-"""tools/publish.py: dry runs that never overwrite, checked handles, branches, a card kept on the Hub, errors, clean-up.
+"""`keras-realnvp publish`: dry runs that never overwrite, checked handles, branches, a kept card, errors, clean-up.
 
 Nothing here reaches the Hub: `huggingface_hub.HfApi`'s methods are replaced by recorders (and, to
 see how a missing repo or branch is read, the single metadata request under `HfApi.file_exists`).
@@ -6,7 +6,6 @@ The card's content is tested in tests/test_model_card.py.
 """
 
 import doctest
-import importlib.util
 import json
 import os
 import shutil
@@ -21,21 +20,11 @@ import pytest
 from huggingface_hub.utils import filter_repo_objects
 
 from keras_realnvp import RealNVP
+from keras_realnvp.cli import publish
 from keras_realnvp.presets.publishing import hub_target, stage_preset_for_hub
 
-ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "tools" / "publish.py"
+COMMAND = [sys.executable, "-m", "keras_realnvp", "publish"]
 STAGED = ["README.md", "config.json", "metadata.json", "model.weights.h5"]
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("publish_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-publish = _load_tool()
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +201,10 @@ def test_a_failed_write_removes_what_the_staging_wrote(preset, tmp_path, monkeyp
 
     monkeypatch.setattr(shutil, "copy2", full_disk)
     with pytest.raises(ValueError, match=r"Cannot write the staging folder .*No space left on device"):
-        stage_preset_for_hub(preset, "me/tiny", staging)
+        stage_preset_for_hub(preset, "me/tiny", staging, model_class=RealNVP)
     assert not staging.exists()  # so that a second try is not refused as non-empty
     monkeypatch.setattr(shutil, "copy2", copy)
-    assert [p.name for p in stage_preset_for_hub(preset, "me/tiny", staging)] == [
+    assert [p.name for p in stage_preset_for_hub(preset, "me/tiny", staging, model_class=RealNVP)] == [
         "config.json", "metadata.json", "model.weights.h5", "README.md"]
 
 
@@ -252,7 +241,7 @@ def test_good_handles_give_the_repo_id_and_branch(preset, tmp_path):
     assert hub_target("hf://me/tiny") == ("me/tiny", None)
     assert hub_target("hf://Org-1/model_v2.0@release/2024-01") == ("Org-1/model_v2.0", "release/2024-01")
     with pytest.raises(ValueError, match="the repo id must be owner/name, got 'tiny'"):
-        stage_preset_for_hub(preset, "tiny", tmp_path / "staging")
+        stage_preset_for_hub(preset, "tiny", tmp_path / "staging", model_class=RealNVP)
     assert not (tmp_path / "staging").exists()
 
 
@@ -413,7 +402,7 @@ def test_command_line_errors_are_one_line_and_exit_status_2(preset, tmp_path, ca
         "non-empty-folder": ([preset, "hf://me/tiny", "--dry-run", occupied], "error: The staging folder"),
         "no-preset-folder": ([tmp_path / "nope", "hf://me/tiny"], "error: There is no preset folder"),
     }[case]
-    result = subprocess.run([sys.executable, str(TOOL), *map(str, argv)], capture_output=True, text=True,
+    result = subprocess.run([*COMMAND, *map(str, argv)], capture_output=True, text=True,
                             timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()  # TensorFlow may log to stderr before the error

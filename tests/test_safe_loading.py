@@ -159,7 +159,7 @@ def test_objects_and_tricks_inside_the_arguments_are_refused(folder, marker, cas
 
 
 def test_the_checked_arguments_are_exactly_the_constructors(clean_preset):
-    arguments = read_model_config(clean_preset)
+    arguments = read_model_config(clean_preset, RealNVP)
     assert arguments["image_shape"] == [8, 8, 3] and arguments["dtype"] == "float32"
     assert all(isinstance(v, (int, float, str, list, type(None))) for v in arguments.values())
 

@@ -1,7 +1,7 @@
 """The Hub model card (README.md) of a trained preset, written from what its training run recorded.
 
 Everything the card says of the data and the results comes from the preset's `trained` metadata
-(what `tools/train.py` records of the run), never from the preset's defaults: a model trained on
+(what `keras-realnvp train` records of the run), never from the preset's defaults: a model trained on
 another source than its preset's dataset is described as such, and a local image folder is named
 only as "a local image folder". The YAML header is built with huggingface_hub's `ModelCardData`.
 """
@@ -121,7 +121,7 @@ def _checked_trained(metadata: dict) -> dict:
     trained = metadata.get("trained") if isinstance(metadata, dict) else None
     if not isinstance(trained, dict):
         raise ValueError(
-            "The preset's metadata.json has no 'trained' entry (what tools/train.py records of its run), so "
+            "The preset's metadata.json has no 'trained' entry (what `keras-realnvp train` records of its run), so "
             "there is no trained model to describe; publish the preset folder a training run wrote (OUTPUT/preset)."
         )
     if not isinstance(trained.get("dataset"), str) or not trained["dataset"]:

@@ -99,35 +99,36 @@ _ARGUMENT_CHECKS = {
 }
 
 
-def read_model_config(folder) -> dict:
-    """The checked constructor arguments of the `RealNVP` described by `folder/config.json`.
+def read_model_config(folder, model_class) -> dict:
+    """The checked constructor arguments of the `model_class` described by `folder/config.json`.
 
     Raises a `ValueError` if the file describes any other class, holds arguments this
     version of keras_realnvp does not know (a preset from an incompatible version), or
-    describes a model beyond the limits of `keras_realnvp.models.size_limits`.
+    describes a model beyond `model_class.check_config_size` (the closed-form size limits).
+    The class is an argument, so that this module never imports the models.
 
     Example:
 
+    >>> from keras_realnvp import RealNVP
     >>> from keras_realnvp.presets import builtin_preset_path
-    >>> read_model_config(builtin_preset_path("cifar10"))["num_blocks"]
+    >>> read_model_config(builtin_preset_path("cifar10"), RealNVP)["num_blocks"]
     8
     """
-    from keras_realnvp.models.realnvp import RealNVP
-
     path = Path(folder) / CONFIG_FILE
     config = _read_json(path, "the model configuration")
     class_name = config.get("class_name")
-    registered = config.get("registered_name", "keras_realnvp>RealNVP")
+    expected = model_class.__name__
+    registered = config.get("registered_name", f"keras_realnvp>{expected}")
     module = config.get("module", "keras_realnvp")
     if (
-        class_name != "RealNVP"
-        or registered != "keras_realnvp>RealNVP"
+        class_name != expected
+        or registered != f"keras_realnvp>{expected}"
         or not isinstance(module, str)
         or not (module == "keras_realnvp" or module.startswith("keras_realnvp."))
     ):
         raise ValueError(
             f"{path} describes class {class_name!r} (registered as {registered!r}, module {module!r}); only "
-            "keras_realnvp's RealNVP can be loaded from a preset."
+            f"keras_realnvp's {expected} can be loaded from this preset."
         )
     extra = sorted(set(config) - _TOP_LEVEL_KEYS)
     if extra:
@@ -135,7 +136,7 @@ def read_model_config(folder) -> dict:
     arguments = config.get("config")
     if not isinstance(arguments, dict):
         raise ValueError(f"{path} has no 'config' object with the model's arguments.")
-    allowed = set(inspect.signature(RealNVP.__init__).parameters) - {"self", "kwargs"}
+    allowed = set(inspect.signature(model_class.__init__).parameters) - {"self", "kwargs"}
     unknown = sorted(set(arguments) - allowed - _BASE_KEYS)
     if unknown:
         raise ValueError(
@@ -152,25 +153,11 @@ def read_model_config(folder) -> dict:
             )
     if "image_shape" not in arguments:
         raise ValueError(f"{path} has no 'image_shape' argument, the model's (height, width, channels).")
-    _check_size(arguments, path)
+    model_class.check_config_size(arguments, where=path)
     arguments = dict(arguments)
     arguments["dtype"] = _plain_dtype(arguments.get("dtype"), path)
     arguments.pop("trainable", None)
     return arguments
-
-
-def _check_size(arguments, where):
-    """The size limits of `keras_realnvp.models.size_limits`, with `where` leading the error.
-
-    In closed form, before anything is built: a config with `num_blocks=100000` or
-    `filters=1000000` would otherwise hang in the constructor or reach the allocator.
-    """
-    from keras_realnvp.models.realnvp import RealNVP
-    from keras_realnvp.models.size_limits import check_model_size
-
-    defaults = {name: p.default for name, p in inspect.signature(RealNVP.__init__).parameters.items()}
-    names = ("image_shape", "num_scales", "filters", "num_blocks", "condition_dim", "seed")
-    check_model_size(**{name: arguments.get(name, defaults[name]) for name in names}, where=where)
 
 
 def read_metadata(folder) -> dict:
@@ -218,34 +205,6 @@ def load_weights_file(model, path: Path) -> None:
             f"Cannot read the weights in {path}: {type(error).__name__}: {error}. The file is corrupt, truncated, "
             "or belongs to another architecture."
         ) from None
-
-
-def load_preset(folder, load_weights: bool = True, **overrides):
-    """Build the `RealNVP` of a preset folder, with its weights unless `load_weights=False`.
-
-    `overrides` replace entries of the stored configuration (for example `image_shape`
-    for sampling at another size, or `seed`).
-
-    Example:
-
-    >>> from keras_realnvp.presets import builtin_preset_path
-    >>> model = load_preset(builtin_preset_path("cifar10"), load_weights=False, filters=4, num_blocks=1)
-    >>> model.num_scales, model.filters
-    (2, 4)
-    """
-    from keras_realnvp.models.realnvp import RealNVP
-
-    folder = Path(folder)
-    read_metadata(folder)
-    arguments = read_model_config(folder)
-    if overrides:  # checked again with them, still naming the file they change
-        changes = ", ".join(f"{key}={value!r:.100}" for key, value in overrides.items())
-        _check_size({**arguments, **overrides}, f"{folder / CONFIG_FILE} with the overrides {changes}")
-    arguments.update(overrides)
-    model = RealNVP(**arguments)
-    if load_weights:
-        load_weights_file(model, folder / WEIGHTS_FILE)
-    return model
 
 
 def save_preset(model, folder, metadata: dict | None = None) -> Path:

@@ -25,7 +25,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def hub_target(handle: str) -> tuple[str, str | None]:
-    """The repo id and branch that `tools/publish.py` uploads `hf://owner/name[@branch]` to.
+    """The repo id and branch that `keras-realnvp publish` uploads `hf://owner/name[@branch]` to.
 
     The repo id is checked as huggingface_hub checks it (`validate_repo_id`) and must be
     `owner/name`; the branch (optional, `None` for the default branch) must be a branch name,
@@ -102,7 +102,8 @@ def _check_staging(staging: Path, preset_dir: Path):
             )
 
 
-def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None = None) -> list[Path]:
+def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None = None, *,
+                         model_class) -> list[Path]:
     """Copy a trained preset folder and its model card into `staging`: exactly what gets uploaded.
 
     The preset folder is checked first (a readable config, metadata with the `trained` record
@@ -111,19 +112,22 @@ def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None
     used in the card's loading examples). The card is written before anything else, so a preset
     it cannot describe is refused with nothing written. `staging` must be a new or empty folder
     outside the preset folder: nothing that is already there is ever overwritten. If writing
-    fails, the files written so far are removed again.
+    fails, the files written so far are removed again. `model_class` (`RealNVP`) is the class
+    the config must describe.
 
     Example:
 
     >>> import tempfile
     >>> from pathlib import Path
+    >>> from keras_realnvp import RealNVP
     >>> from keras_realnvp.presets import builtin_preset_path
     >>> staging = Path(tempfile.mkdtemp()) / "staging"
-    >>> [p.name for p in stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging, "v1")]
+    >>> embedded = builtin_preset_path("embedded_16")
+    >>> [p.name for p in stage_preset_for_hub(embedded, "me/tiny", staging, "v1", model_class=RealNVP)]
     ['config.json', 'metadata.json', 'model.weights.h5', 'README.md']
     >>> read_metadata(staging)["weights"]["hf_handle"]
     'hf://me/tiny@v1'
-    >>> stage_preset_for_hub(builtin_preset_path("embedded_16"), "me/tiny", staging)  # doctest: +ELLIPSIS
+    >>> stage_preset_for_hub(embedded, "me/tiny", staging, model_class=RealNVP)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: The staging folder ... is not empty (it holds README.md, config.json, ...
@@ -135,9 +139,9 @@ def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None
         _check_branch(revision, handle)
     if not preset_dir.is_dir():
         raise ValueError(
-            f"There is no preset folder at {preset_dir}; pass the folder tools/train.py wrote (OUTPUT/preset)."
+            f"There is no preset folder at {preset_dir}; pass the folder `keras-realnvp train` wrote (OUTPUT/preset)."
         )
-    config = read_model_config(preset_dir)
+    config = read_model_config(preset_dir, model_class)
     metadata = read_metadata(preset_dir)
     if not (preset_dir / WEIGHTS_FILE).is_file():
         raise ValueError(f"{preset_dir} has no {WEIGHTS_FILE}; publish a trained preset folder.")

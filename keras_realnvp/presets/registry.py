@@ -1,6 +1,5 @@
 """The built-in presets: the folders under the repository's `presets/`, shipped as package data."""
 
-import json
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -60,4 +59,6 @@ def preset_metadata(name: str) -> dict:
     >>> preset_metadata("cifar10")["paper_bits_per_dim"]
     3.49
     """
-    return json.loads((builtin_preset_path(name) / "metadata.json").read_text())
+    from keras_realnvp.presets.preset_folder import read_metadata
+
+    return read_metadata(builtin_preset_path(name))

@@ -88,7 +88,7 @@ def resolve_preset(handle, need_weights: bool = True) -> Path:
             raise ValueError(
                 f"The weights of preset {text!r} are not published yet. "
                 f"RealNVP.from_preset({text!r}, load_weights=False) builds the untrained architecture; "
-                f"`python tools/train.py --preset {text} --dataset SOURCE` trains it."
+                f"`keras-realnvp train --preset {text} --dataset SOURCE` trains it."
             )
         try:
             hub_folder = download_from_hub(hub, need_weights=True)
