@@ -8,7 +8,8 @@ from keras import ops
 from numpy.typing import ArrayLike
 
 from keras_realnvp.data.embedded import dequantize_numpy
-from keras_realnvp.models.input_checks import check_images, check_labels
+from keras_realnvp.models.flow import bits_per_dim_from_log_prob
+from keras_realnvp.models.input_checks import check_count, check_images, check_labels
 
 
 def held_out_bits_per_dim(
@@ -64,9 +65,7 @@ def held_out_bits_per_dim(
         raise ValueError("labels were given, but the model is unconditional (condition_dim=None).")
     if condition_dim is not None and labels is None:
         raise ValueError(f"The model is conditional (condition_dim={condition_dim}): pass the images' labels.")
-    for name, value in (("num_draws", num_draws), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    num_draws, batch_size = check_count(num_draws, "num_draws"), check_count(batch_size, "batch_size")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
     # The model's own shape and range rules, checked before anything is compiled.
@@ -98,7 +97,7 @@ def held_out_bits_per_dim(
             log_prob[part] = ops.convert_to_numpy(model.predict(inputs, batch_size=batch_size, verbose=0))
             if progress is not None:
                 progress.add(min(batch_size, count - start) if start < count else 0)
-        bits += -log_prob[:count] / (dims * math.log(2.0))
+        bits += bits_per_dim_from_log_prob(log_prob[:count], dims)
     bits /= num_draws
     mean = float(bits.mean())
     standard_error = float(bits.std(ddof=1) / math.sqrt(bits.size)) if bits.size > 1 else float("nan")

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
 from keras_realnvp.data.preprocessing import preprocess, to_array
 from keras_realnvp.data.sources import ArraySource, open_source
+from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"held_out_every": 1000}  # everything in the train split
@@ -135,7 +135,7 @@ def test_unusable_files_are_reported_by_name(tmp_path, name):
 
 @pytest.mark.parametrize("name", ["truncated.png", "text.png", "float.tiff"])
 def test_a_streamed_folder_reports_unusable_files_by_name_too(tmp_path, name):
-    from keras_realnvp.data.streaming import StreamingBatches
+    from keras_realnvp.data.streaming_batches import StreamingBatches
 
     data, message = BROKEN[name]
     folder = _folder_with(tmp_path, name, data)

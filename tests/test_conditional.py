@@ -147,12 +147,11 @@ def _class_folders(root):
 
 
 def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_read_it(tmp_path):
-    import sys
-    from pathlib import Path
-
-    from keras_realnvp.data.pipeline import evaluation_images
-    from keras_realnvp.data.sources import open_source, source_labels
+    from keras_realnvp.cli import evaluate as evaluate_tool
+    from keras_realnvp.cli import sample as sample_tool
+    from keras_realnvp.data.held_out import held_out_data
     from keras_realnvp.evaluation import held_out_bits_per_dim
+    from keras_realnvp.presets import Preset
     from keras_realnvp.training import TrainingRun
 
     data = _class_folders(tmp_path / "data")
@@ -160,16 +159,16 @@ def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_r
     results = TrainingRun("embedded_16", dataset=str(data), output=tmp_path / "run", epochs=1, steps_per_epoch=2,
                           batch_size=8, eval_examples=8, overrides=tiny, verbose=0, seed=2).run()
     folder = tmp_path / "run" / "preset"
-    model = RealNVP.from_preset(str(folder))
-    trained = model.preset_metadata["trained"]
+    preset = Preset.open(str(folder), RealNVP)
+    model, trained = preset.build(), preset.trained
     assert model.condition_dim == 2 and trained["label_names"] == ["a_china", "b_flower"]
     assert (tmp_path / "run" / "samples_epoch_001.png").is_file()  # samples drawn with the held-out labels
 
     # The reloaded preset reproduces the recorded held-out bits/dim, with each image's own labels.
-    spec = model.preset_metadata["dataset"]
-    held_out = open_source(str(data), spec, "eval")  # every 20th image: 2 of each class
-    pixels, labels = evaluation_images(held_out, (16, 16, 3), labels=source_labels(held_out, spec, 2)[0])
-    assert trained["held_out_images"] == 4 and labels.sum(axis=0).tolist() == [2.0, 2.0]
+    spec = preset.dataset
+    pixels, labels, names = held_out_data(str(data), spec, (16, 16, 3), condition_dim=2)  # every 20th image
+    assert trained["held_out_images"] == 4 and labels.sum(axis=0).tolist() == [2.0, 2.0]  # 2 of each class
+    assert names == ["a_china", "b_flower"]
     mean, _ = held_out_bits_per_dim(model, pixels, seed=2, labels=labels)
     np.testing.assert_allclose(mean, results["held_out_bits_per_dim"], atol=1e-5)
     # The likelihood depends on the labels (measured: 7e-4 to 0.1 bits/dim per image, by backend).
@@ -177,13 +176,8 @@ def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_r
     own, other = (to_numpy(model.bits_per_dim(x, labels=y)) for y in (labels, 1.0 - labels))
     assert np.abs(own - other).min() > 1e-4, (own, other)
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    try:
-        import evaluate as evaluate_tool
-        import sample as sample_tool
-    finally:
-        sys.path.pop(0)
-    record = evaluate_tool.main(["--preset", str(folder), "--dataset", str(data), "--num-draws", "1", "--seed", "2"])
+    record = evaluate_tool.run(evaluate_tool.parse_args(["--preset", str(folder), "--dataset", str(data),
+                                                         "--num-draws", "1", "--seed", "2"]))
     assert record["conditional"] and record["images"] == 4
     np.testing.assert_allclose(record["bits_per_dim"], results["held_out_bits_per_dim"], atol=1e-5)
     # sample.py: held-out images beside samples drawn with their labels; swaps as each class.
@@ -195,5 +189,5 @@ def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_r
     assert grids["samples", "held-out"].shape == (4 + 35 + 4, 4 + 35 + 4 + 35 + 4, 3)  # two 2x2 grids of 16x16
     assert np.abs(grids["samples", "held-out"].astype(int) - grids["samples", "b_flower"]).max() > 0
     assert grids["swap", "held-out"].shape == (4 * 17 + 1, 3 * 17 + 1, 3)  # the image, then as each class
-    with pytest.raises(SystemExit, match="unknown label names dog"):
+    with pytest.raises(ValueError, match="unknown label names dog"):
         sample_tool.draw(sample_tool.parse_args(["--preset", str(folder), "--labels", "dog"]), model)

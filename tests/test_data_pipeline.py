@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
 from keras_realnvp.data.preprocessing import celeba_crop, crop_origin, lsun_resize_crop, preprocess
 from keras_realnvp.data.sources import open_source
+from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
 
 def _coordinates_image(height, width):
@@ -152,9 +152,9 @@ def test_class_labels_of_sub_folders_and_of_the_embedded_photos(tmp_path):
     with pytest.raises(ValueError, match="no labels for a conditional model"):
         source_labels(unlabelled, {}, 2)
     with pytest.raises(ValueError, match="must be binary"):
-        from keras_realnvp.data.sources import _binary
+        from keras_realnvp.data.label_columns import binary_attributes
 
-        _binary([0, 2], "in a test")
+        binary_attributes([0, 2], "in a test")
 
 
 def _as_fit_reads(batches) -> list:

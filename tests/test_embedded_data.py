@@ -161,7 +161,9 @@ def test_shuffled_batches_are_full_reshuffled_and_cover_every_image():
     assert first[0] == first[1]
 
 
-@pytest.mark.parametrize("batch_size, match", [(0, "integer >= 1"), (2.0, "integer >= 1"), (11, "at least batch_size")])
+@pytest.mark.parametrize(
+    "batch_size, match", [(0, "positive integer"), (2.0, "positive integer"), (11, "at least batch_size")]
+)
 def test_shuffled_batches_rejects_bad_batch_sizes(batch_size, match):
     with pytest.raises(ValueError, match=match):
         next(shuffled_batches(np.arange(10), batch_size))

@@ -42,8 +42,8 @@ def test_single_image_has_no_standard_error(model, pixels):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"num_draws": 0}, "num_draws must be an integer"),
-        ({"batch_size": 0}, "batch_size must be an integer"),
+        ({"num_draws": 0}, "num_draws must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"pixels": np.zeros((2, 8, 8, 1), np.uint8)}, "channels"),
         ({"pixels": np.zeros((2, 5, 8, 3), np.uint8)}, "height 5 is not divisible"),
         ({"pixels": np.full((2, 8, 8, 3), 0.5, np.float32)}, "must be integers"),

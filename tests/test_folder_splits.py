@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
-from keras_realnvp.data.sources import folder_splits, open_source, source_labels
+from keras_realnvp.data.image_folders import folder_splits
+from keras_realnvp.data.sources import open_source, source_labels
+from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
 
 def _write(root: Path, names) -> dict[str, int]:

@@ -13,14 +13,11 @@ import pytest
 from helpers import run_tiny, to_numpy
 
 from keras_realnvp import RealNVP
+from keras_realnvp.cli import train as train_tool
 from keras_realnvp.training import CheckpointManager, RunFolderError, RunLock, TrainingRun
 from keras_realnvp.training.run_folder import open_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import train as train_tool  # noqa: E402
-
-sys.path.pop(0)
 
 
 def _files(folder):
@@ -37,7 +34,7 @@ def finished_run(tiny_run, tmp_path):
 
 
 def _tool_error(capsys, *argv):
-    """`(exit status, stderr lines)` of `tools/train.py argv` run in this process."""
+    """`(exit status, stderr lines)` of `keras-realnvp train argv` run in this process."""
     with pytest.raises(SystemExit) as raised:
         train_tool.main([str(a) for a in argv])
     return raised.value.code, capsys.readouterr().err.strip().splitlines()
@@ -52,14 +49,14 @@ def _assert_one_line_usage_error(status, lines, *parts):
 
 # ----------------------------------------------------------------------------- one run at a time
 
-# A second process that holds a folder's lock: run_folder.py alone (standard library only), so it
+# A second process that holds a folder's lock: run_lock.py alone (standard library only), so it
 # starts in a fraction of a second.
 HOLDER = """
 import importlib.util, sys, time
-spec = importlib.util.spec_from_file_location("run_folder", sys.argv[1])
-run_folder = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_folder)
-run_folder.RunLock(sys.argv[2]).acquire()
+spec = importlib.util.spec_from_file_location("run_lock", sys.argv[1])
+run_lock = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_lock)
+run_lock.RunLock(sys.argv[2]).acquire()
 print("locked", flush=True)
 time.sleep(600)
 """
@@ -67,7 +64,7 @@ time.sleep(600)
 
 def test_a_folder_in_use_by_another_process_is_refused_and_a_killed_holder_does_not_block(tmp_path, capsys):
     folder = tmp_path / "run"
-    module = ROOT / "keras_realnvp" / "training" / "run_folder.py"
+    module = ROOT / "keras_realnvp" / "training" / "run_lock.py"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(module), str(folder)], stdout=subprocess.PIPE,
                               text=True)
     try:
@@ -179,7 +176,7 @@ def test_a_resume_with_only_the_folder_takes_every_setting_from_the_record(finis
     # The tool's defaults (embedded_16's 64 filters, 4 epochs, 1000 held-out images...) would all
     # differ from this run's; left out, the recorded ones are used. The run is finished: resuming
     # only evaluates and writes the preset again, from the same weights.
-    results = train_tool.main(["--output", str(finished_run), "--resume"])
+    results = train_tool.run(train_tool.parse_args(["--output", str(finished_run), "--resume"]))
     recorded = tiny_run[1]
     for key in ("steps", "epochs", "batch_size", "seed", "held_out_images"):
         assert results[key] == recorded[key], key

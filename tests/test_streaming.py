@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_realnvp.data.pipeline import TrainingBatches, evaluation_images
 from keras_realnvp.data.sources import ArraySource, open_source, source_labels
-from keras_realnvp.data.streaming import StreamingBatches, StreamingSource, StreamLabels
+from keras_realnvp.data.streaming import StreamingSource, StreamLabels
+from keras_realnvp.data.streaming_batches import StreamingBatches
+from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_ID = "keras-realnvp-tests/streamed"
@@ -232,9 +233,9 @@ def test_what_streaming_cannot_do_is_refused_early(hub):
         open_source("embedded", {}, "train", streaming=True)
     with pytest.raises(ValueError, match="apply to streaming=True only"):
         open_source("embedded", {}, "train", buffer_size=10)
-    with pytest.raises(ValueError, match="buffer_size must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="buffer_size must be a positive integer, got 0"):
         _stream(buffer_size=0)
-    with pytest.raises(ValueError, match="num_examples must be an integer >= 1, got -3"):
+    with pytest.raises(ValueError, match="num_examples must be a positive integer, got -3"):
         _stream(num_examples=-3)
     with pytest.raises(ValueError, match=r"Cannot stream the Hub dataset .* \(split 'test'\)"):
         open_source(HUB_ID, {**SPEC, "train_split": "test"}, "train", streaming=True, num_examples=4)
@@ -251,7 +252,7 @@ def test_what_streaming_cannot_do_is_refused_early(hub):
         StreamingBatches(source, (8, 8, 3), 8, 0, 0, 1, labels=np.eye(40, dtype="float32"))
     with pytest.raises(ValueError, match="fewer than the batch size 64"):
         StreamingBatches(source, (8, 8, 3), 64, 0, 0, 1)
-    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
         TrainingBatches(ArraySource(np.zeros((8, 8, 8, 3), np.uint8), "zeros"), (8, 8, 3), 8, 0, 0, 1, workers=0)
 
 
@@ -276,8 +277,9 @@ def test_model_fit_trains_on_streamed_batches_with_thread_workers(hub):
 
 
 def test_the_data_loading_benchmark_reports_its_figures(tmp_path):
-    """tools/benchmarks/data_loading.py, tiny and without the training measurement (no timing asserted)."""
-    spec = importlib.util.spec_from_file_location("data_loading", ROOT / "tools" / "benchmarks" / "data_loading.py")
+    """keras_realnvp/benchmarks/data_loading.py, tiny and without the training measurement (no timing asserted)."""
+    path = ROOT / "keras_realnvp" / "benchmarks" / "data_loading.py"
+    spec = importlib.util.spec_from_file_location("data_loading", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     result = module.main(["--output", str(tmp_path), "--images", "24", "--batch-size", "8", "--steps", "2",
@@ -293,8 +295,9 @@ def test_importing_the_package_and_the_data_layer_does_not_import_datasets():
     """`datasets` is imported by the functions that read data: it is an optional dependency."""
     import subprocess
 
-    code = ("import sys, keras_realnvp, keras_realnvp.data.sources, keras_realnvp.data.pipeline, "
-            "keras_realnvp.data.streaming; print('datasets' in sys.modules)")
+    modules = ("sources", "training_batches", "streaming", "streaming_batches", "image_folders", "hf_images")
+    code = (f"import sys, keras_realnvp, {', '.join(f'keras_realnvp.data.{name}' for name in modules)}; "
+            "print('datasets' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "False"

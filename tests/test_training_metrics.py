@@ -10,7 +10,6 @@ import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import keras
@@ -20,16 +19,12 @@ from helpers import TINY_RUN, run_tiny
 from PIL import Image
 
 from keras_realnvp import RealNVP
+from keras_realnvp.cli import train as train_tool
 from keras_realnvp.data import streaming
 from keras_realnvp.evaluation import held_out_bits_per_dim
 from keras_realnvp.training import CheckpointManager, RunFolderError, TrainingRun
-from keras_realnvp.training.run_folder import METRICS_COLUMNS
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import train as train_tool  # noqa: E402
-
-sys.path.pop(0)
+from keras_realnvp.training.epoch_outputs import write_sample_grid
+from keras_realnvp.training.metrics_log import METRICS_COLUMNS
 
 TENSORBOARD_MISSING = [name for name in ("tensorflow", "tensorboard") if importlib.util.find_spec(name) is None]
 
@@ -138,7 +133,7 @@ def test_callbacks_must_be_keras_callbacks(tmp_path):
 
 
 class _DivergedModel:
-    """What `_write_grid` uses of a model whose samples are not finite."""
+    """What `write_sample_grid` uses of a model whose samples are not finite."""
 
     image_shape = (16, 16, 3)
 
@@ -147,11 +142,10 @@ class _DivergedModel:
 
 
 def test_non_finite_samples_are_a_warning_not_a_print(tmp_path, capsys):
-    run = TrainingRun(**TINY_RUN, output=tmp_path / "run", verbose=1)
     path = tmp_path / "samples_epoch_001.png"
     data = np.zeros((4, 16, 16, 3), np.uint8)
     with pytest.warns(RuntimeWarning, match="samples are not finite .* no sample grid samples_epoch_001.png"):
-        run._write_grid(_DivergedModel(), data, None, path)
+        assert not write_sample_grid(_DivergedModel(), data, None, path, seed=1)
     assert not path.exists()
     assert capsys.readouterr().out == ""
 

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import ArrayLike
 
+from keras_realnvp.models.input_checks import check_count
+
 
 def shuffled_batches(images: ArrayLike, batch_size: int, seed: int | None = None) -> Iterator[tuple[np.ndarray]]:
     """An endless generator of `(batch,)` tuples for `model.fit`, reshuffled at every pass.
@@ -30,8 +32,7 @@ def shuffled_batches(images: ArrayLike, batch_size: int, seed: int | None = None
     [(4,), (4,), (4,)]
     """
     images = np.asarray(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    batch_size = check_count(batch_size, "batch_size")
     if images.ndim == 0 or len(images) < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} images, got shape {images.shape}.")
     rng = np.random.default_rng(seed)

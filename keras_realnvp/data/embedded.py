@@ -16,6 +16,9 @@ SPLITS = ("train", "test")
 # Fraction of each photo's width (right-most columns) reserved for the test split.
 TEST_FRACTION = 0.2
 
+# The dataset name of these patches in presets and on the command line (`--dataset embedded`).
+EMBEDDED = "embedded"
+
 
 @functools.lru_cache(maxsize=1)
 def _photos():

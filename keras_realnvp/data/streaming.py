@@ -2,8 +2,9 @@
 
 `open_source(source, spec, split, streaming=True)` (or `open_stream`) reads a split with
 `datasets.load_dataset(..., streaming=True)` as a `StreamingSource`; `StreamingBatches`
-feeds it to `model.fit` as `TrainingBatches` feeds a random-access source, with the same
-arguments, and `evaluation_images` / `source_labels` take it too. Only the examples read
+(`keras_realnvp.data.streaming_batches`) feeds it to `model.fit` as `TrainingBatches` feeds
+a random-access source, with the same arguments, and `evaluation_images` / `source_labels`
+take it too. Only the examples read
 are downloaded, one shard file at a time, and only their bytes are kept (in the shuffle
 buffer) until a batch decodes them.
 
@@ -56,28 +57,19 @@ import threading
 from itertools import islice
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from keras_realnvp.data.pipeline import check_loading
+from keras_realnvp.data.embedded import EMBEDDED
+from keras_realnvp.data.hf_images import read_image, require_datasets
+from keras_realnvp.data.image_folders import open_image_folder
+from keras_realnvp.data.label_columns import label_reader
 from keras_realnvp.data.preprocessing import preprocess
-from keras_realnvp.data.sources import (
-    EMBEDDED,
-    _folder_loading,
-    _hub_split,
-    label_reader,
-    read_image,
-    require_datasets,
-)
+from keras_realnvp.data.splits import hub_split
+from keras_realnvp.models.input_checks import check_count
 
 # 10,000 examples: 64x64 PNGs or CelebA's JPEGs (about 10 kB) take about 100 MB, LSUN's
 # 50-100 kB images up to 1 GB. The buffer holds the images' bytes, never decoded pixels.
 DEFAULT_BUFFER_SIZE = 10_000
-
-
-def _check_count(label, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{label} must be an integer >= 1, got {value!r}.")
 
 
 def _in_split(example, index, every, held_out):
@@ -141,11 +133,11 @@ class StreamingSource:
         datasets = require_datasets()
         if split not in ("train", "eval"):
             raise ValueError(f"split must be 'train' or 'eval', got {split!r}.")
-        _check_count("buffer_size", buffer_size)
+        check_count(buffer_size, "buffer_size")
         if num_examples is not None:
-            _check_count("num_examples", num_examples)
+            check_count(num_examples, "num_examples")
         if held_out_every is not None:
-            _check_count("held_out_every", held_out_every)
+            check_count(held_out_every, "held_out_every")
         self.features = stream.features
         if self.features is not None:
             if image_column not in self.features:
@@ -195,19 +187,17 @@ class StreamingSource:
             stream.set_epoch(int(data_pass))
         return iter(stream)
 
-    def _reader(self, seed, columns, batch_size, batches_per_pass, keep):
-        """The reader of the shuffled stream for these batches, shared by every `StreamingBatches` of them.
+    def shared_reader(self, key, make):
+        """The reader of this source stored under `key`, made by `make()` the first time; `close()` closes it.
 
-        A run trains in chunks (one `StreamingBatches` per epoch or checkpoint interval): the
-        next chunk continues the same open stream instead of reopening its pass and skipping.
+        `StreamingBatches` keeps its open stream here (one per seed, columns and batch size), so
+        that the next chunk of a run continues the same open stream instead of reopening its
+        pass and skipping to where the last chunk stopped.
         """
-        key = (int(seed), None if columns is None else tuple(columns), int(batch_size))
         with self._readers_lock:
             reader = self._readers.get(key)
             if reader is None:
-                reader = self._readers[key] = _PassReader(self, int(seed), columns, int(batch_size),
-                                                          batches_per_pass)
-            reader.keep = max(reader.keep, keep)
+                reader = self._readers[key] = make()
             return reader
 
     def image(self, record, where: str):
@@ -271,19 +261,14 @@ def open_stream(source: str, dataset_spec: dict, split: str, num_examples=None,
             "The embedded patches are in memory; streaming applies to Hub datasets and image folders."
         )
     if num_examples is not None:
-        _check_count("num_examples", num_examples)
-    _check_count("buffer_size", buffer_size)
-    datasets = require_datasets()
-    path = Path(source)
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"--dataset {source} is a file; pass a folder of images, 'embedded' or a Hub id.")
-        data_files, split_name, every, options = _folder_loading(path, dataset_spec, split)
-        stream = datasets.load_dataset("imagefolder", data_files=data_files, split=split_name, streaming=True,
-                                       **options)
+        check_count(num_examples, "num_examples")
+    check_count(buffer_size, "buffer_size")
+    if Path(source).exists():
+        stream, split_name, every = open_image_folder(source, dataset_spec, split, streaming=True)
         image_column, name, local = "image", f"image folder {source}", True
     else:
-        split_name, every = _hub_split(source, dataset_spec, split)
+        datasets = require_datasets()
+        split_name, every = hub_split(source, dataset_spec, split)
         try:
             stream = datasets.load_dataset(source, split=split_name, streaming=True)
         except Exception as error:  # offline, unknown id, no access...
@@ -364,7 +349,7 @@ def streaming_evaluation_images(source: StreamingSource, image_shape, preprocess
             f"{type(labels).__name__}."
         )
     if limit is not None:
-        _check_count("limit", limit)
+        check_count(limit, "limit")
     records = list(islice(source.records(columns=None if labels is None else labels.columns), limit))
     if not records:
         raise ValueError(f"{source.name} has no images for evaluation.")
@@ -374,167 +359,3 @@ def streaming_evaluation_images(source: StreamingSource, image_shape, preprocess
     ])
     return images if labels is None else (images, labels(records))
 
-
-class StreamingBatches(keras.utils.PyDataset):
-    """`num_steps` uint8 batches of a `StreamingSource` for `model.fit`, starting at global step `start_step`.
-
-    The streaming counterpart of `TrainingBatches`, with the same arguments and items:
-    `(images,)`, or `({"images": images, "labels": labels},)` with `labels` (a
-    `StreamLabels` from `source_labels`). Step `s` is batch `s mod batches_per_pass` of the
-    shuffled stream of pass `s // batches_per_pass` (see the module for how that order
-    differs from `TrainingBatches`'). The stream is read in step order by one reader per
-    (source, seed, batch size), which the `StreamingBatches` of consecutive chunks of a run
-    share: the next chunk continues where the last one stopped. A step behind the stream
-    (a resumed run's first, or one read out of order) reopens its pass and skips to it,
-    undecoded. The batches of the last few steps are kept, so that the TensorFlow
-    backend, which reads the first two to learn their shapes and then starts over, does
-    not reopen the stream.
-
-    Args:
-        source: a `StreamingSource` ("train").
-        image_shape, batch_size, seed, start_step, num_steps, preprocessing, flips: as
-            for `TrainingBatches`.
-        labels: a `StreamLabels` (from `source_labels`), or `None`.
-        workers: batches decoded and preprocessed at once, in threads (the stream itself
-            is read in step order); the batches are the same for any number.
-        use_multiprocessing: must be False: a stream cannot be shared between processes.
-        max_queue_size: batches loaded ahead at most (with more than one worker).
-
-    Example:
-
-    >>> import datasets, io
-    >>> from PIL import Image
-    >>> def png(value):
-    ...     buffer = io.BytesIO()
-    ...     Image.new("RGB", (4, 4), color=(value,) * 3).save(buffer, format="PNG")
-    ...     return {"bytes": buffer.getvalue(), "path": None}
-    >>> table = datasets.Dataset.from_dict({"image": [png(v) for v in range(10)]})
-    >>> stream = table.cast_column("image", datasets.Image()).to_iterable_dataset()
-    >>> source = StreamingSource(stream, "image", "ten images", "train", 10, buffer_size=4)
-    >>> batches = StreamingBatches(source, (4, 4, 3), batch_size=4, seed=0, start_step=0, num_steps=6)
-    >>> len(batches), batches.batches_per_pass, batches[5][0].shape
-    (6, 2, (4, 4, 4, 3))
-    >>> resumed = StreamingBatches(source, (4, 4, 3), 4, seed=0, start_step=5, num_steps=1)
-    >>> bool(np.array_equal(resumed[0][0], batches[5][0]))
-    True
-    >>> source.close()  # training is over: close the open stream
-    """
-
-    def __init__(self, source, image_shape, batch_size, seed, start_step, num_steps, preprocessing="none",
-                 flips=False, labels=None, workers=1, use_multiprocessing=False, max_queue_size=10):
-        check_loading(workers, use_multiprocessing, max_queue_size)
-        if use_multiprocessing:
-            raise ValueError(
-                "StreamingBatches loads in threads only (use_multiprocessing=False): the stream is read in step "
-                "order by one reader, which processes cannot share."
-            )
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
-        if not isinstance(source, StreamingSource):
-            raise ValueError(
-                f"StreamingBatches reads a StreamingSource (open_source(..., streaming=True)), got "
-                f"{type(source).__name__}; use TrainingBatches for a random-access source."
-            )
-        if source.split != "train":
-            raise ValueError(f"StreamingBatches trains on a 'train' split; {source.name} is the {source.split!r} one.")
-        _check_count("batch_size", batch_size)
-        if len(source) < batch_size:
-            raise ValueError(f"{source.name} has {len(source)} images, fewer than the batch size {batch_size}.")
-        if labels is not None and not isinstance(labels, StreamLabels):
-            raise ValueError(
-                f"The labels of a streaming source come from source_labels (a StreamLabels), got "
-                f"{type(labels).__name__}."
-            )
-        self.source = source
-        self.image_shape = tuple(image_shape)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.start_step = int(start_step)
-        self.num_steps = int(num_steps)
-        self.preprocessing = preprocessing
-        self.flips = flips
-        self.labels = labels
-        self.batches_per_pass = len(source) // batch_size
-        # Keras' enqueuer asks for at most max_queue_size + workers steps ahead of the one trained.
-        self._reader = source._reader(self.seed, None if labels is None else labels.columns, self.batch_size,
-                                      self.batches_per_pass, keep=max_queue_size + workers + 2)
-
-    def __len__(self):
-        return self.num_steps
-
-    def __getitem__(self, index):
-        if not 0 <= index < self.num_steps:
-            raise IndexError(index)
-        step = self.start_step + index
-        records = self._reader.records(step)
-        data_pass, position = divmod(step, self.batches_per_pass)
-        first = position * self.batch_size
-        images = np.stack([
-            preprocess(
-                self.source.image(record, f"example {first + j} of pass {data_pass}"), self.preprocessing,
-                self.image_shape, np.random.default_rng((self.seed, data_pass, first + j)), self.flips,
-            )
-            for j, record in enumerate(records)
-        ])
-        if self.labels is None:
-            return (images,)
-        return ({"images": images, "labels": self.labels(records)},)
-
-
-class _PassReader:
-    """Reads the shuffled stream of a source in step order for batches of one seed, columns and size.
-
-    One thread reads at a time, under a lock; the batches of the steps read past are kept
-    (`keep` of them) for the workers that ask for them next and for the TensorFlow
-    backend's re-read of the first two. A step behind the stream reopens its pass.
-    """
-
-    def __init__(self, source, seed, columns, batch_size, batches_per_pass):
-        self.source = source
-        self.seed = seed
-        self.columns = columns
-        self.batch_size = batch_size
-        self.batches_per_pass = batches_per_pass
-        self.keep = 1
-        self.lock = threading.Lock()
-        self.position = None  # [data_pass, next position in the pass (in batches), iterator]
-        self.kept = {}
-
-    def close(self) -> None:
-        with self.lock:
-            if self.position is not None and hasattr(self.position[2], "close"):
-                self.position[2].close()
-            self.position = None
-            self.kept.clear()
-
-    def _read(self, data_pass):
-        position = self.position
-        records = list(islice(position[2], self.batch_size))
-        if len(records) < self.batch_size:
-            read = position[1] * self.batch_size + len(records)
-            raise ValueError(
-                f"The stream of {self.source.name} ended after {read} examples in pass {data_pass}; its size was "
-                f"given as {len(self.source)} (num_examples, or the Hub's record of the split). Pass the right "
-                "num_examples."
-            )
-        return records
-
-    def records(self, step):
-        """The undecoded examples of global step `step`, reading the stream forward to it if needed."""
-        with self.lock:
-            if step in self.kept:
-                return self.kept[step]
-            data_pass, position = divmod(step, self.batches_per_pass)
-            if self.position is None or self.position[0] != data_pass or self.position[1] > position:
-                self.position = [data_pass, 0, self.source.records(self.seed, data_pass, self.columns)]
-            try:
-                while self.position[1] <= position:
-                    records = self._read(data_pass)  # read past undecoded when far behind the step asked for
-                    if position - self.position[1] < self.keep:
-                        self.kept[data_pass * self.batches_per_pass + self.position[1]] = records
-                    self.position[1] += 1
-            except Exception:
-                self.position = None  # a failed read (network, a short stream) leaves the position unknown
-                raise
-            for far in [kept for kept in self.kept if abs(kept - step) >= self.keep]:  # after a rewind too
-                del self.kept[far]
-            return self.kept[step]

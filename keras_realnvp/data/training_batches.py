@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from keras_realnvp.data.preprocessing import preprocess
+from keras_realnvp.models.input_checks import check_count
 
 # The default's bound: loading threads compete with the training step's own threads for the
 # cores, and each holds a batch; a machine with many idle cores can be given more explicitly.
@@ -55,14 +56,25 @@ def check_loading(workers, use_multiprocessing, max_queue_size) -> None:
     >>> check_loading(0, False, 10)
     Traceback (most recent call last):
     ...
-    ValueError: workers must be an integer >= 1 (1: load each batch when it is needed), got 0.
+    ValueError: workers must be a positive integer, got 0. With 1, each batch is loaded when it is needed.
     """
-    for label, value in (("workers", workers), ("max_queue_size", max_queue_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            hint = " (1: load each batch when it is needed)" if label == "workers" else ""
-            raise ValueError(f"{label} must be an integer >= 1{hint}, got {value!r}.")
+    try:
+        check_count(workers, "workers")
+    except ValueError as error:
+        raise ValueError(f"{error} With 1, each batch is loaded when it is needed.") from None
+    check_count(max_queue_size, "max_queue_size")
     if not isinstance(use_multiprocessing, bool):
         raise ValueError(f"use_multiprocessing must be True or False, got {use_multiprocessing!r}.")
+
+
+def _source_labels(labels, source) -> np.ndarray:
+    """`labels` as float32, checked to be `(len(source), K)`: one label vector per example of `source`."""
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.ndim != 2 or len(labels) != len(source):
+        raise ValueError(
+            f"labels must have shape ({len(source)}, K), one vector per image of {source.name}; got {labels.shape}."
+        )
+    return labels
 
 
 class TrainingBatches(keras.utils.PyDataset):
@@ -112,14 +124,7 @@ class TrainingBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         if len(source) < batch_size:
             raise ValueError(f"{source.name} has {len(source)} images, fewer than the batch size {batch_size}.")
-        if labels is not None:
-            labels = np.asarray(labels, dtype=np.float32)
-            if labels.ndim != 2 or len(labels) != len(source):
-                raise ValueError(
-                    f"labels must have shape ({len(source)}, K), one vector per image of {source.name}; "
-                    f"got {labels.shape}."
-                )
-        self.labels = labels
+        self.labels = None if labels is None else _source_labels(labels, source)
         self.source = source
         self.image_shape = tuple(image_shape)
         self.batch_size = batch_size
@@ -187,9 +192,4 @@ def evaluation_images(source, image_shape, preprocessing="none", limit=None, lab
     images = np.stack([preprocess(source[i], preprocessing, image_shape, None, flips=False) for i in range(count)])
     if labels is None:
         return images
-    labels = np.asarray(labels, dtype=np.float32)
-    if labels.ndim != 2 or len(labels) != len(source):
-        raise ValueError(
-            f"labels must have shape ({len(source)}, K), one per image of {source.name}; got {labels.shape}."
-        )
-    return images, labels[:count]
+    return images, _source_labels(labels, source)[:count]

@@ -1,4 +1,4 @@
-"""Training runs: the epoch loop, checkpoints, resumption and non-finite steps behind `tools/train.py`.
+"""Training runs: the epoch loop, checkpoints, resumption and non-finite steps behind `keras-realnvp train`.
 
 A run's folder (`run_folder`) takes one run at a time (`RunLock`), records the run's settings for
 `--resume` to check, and replaces its preset and results whole.

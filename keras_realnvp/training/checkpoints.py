@@ -15,11 +15,12 @@ leftovers of an earlier save that was killed, which would be another run's save 
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import keras
 
-from keras_realnvp.training.run_folder import _fsync_directory, write_text_atomically
+from keras_realnvp.training.atomic_files import fsync_directory, write_text_atomically
 
 STATE_FILE = "state.json"
 KEEP = 2
@@ -87,7 +88,7 @@ class CheckpointManager:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # the data reaches the disk before the rename can
         os.replace(tmp, self.folder / name)
-        _fsync_directory(self.folder)
+        fsync_directory(self.folder)
         entries = [e for e in self.entries() if e["file"] != name]
         entries.append({"file": name, "step": step, "bytes": size, "sha256": sha256, **(extra or {})})
         kept = entries[-KEEP:]
@@ -121,16 +122,17 @@ class CheckpointManager:
     def restore(self):
         """`(model, entry)` of the newest intact checkpoint that loads, or `None` if there is none.
 
-        A checkpoint whose size or hash does not match the state file is reported,
-        renamed to `<name>.corrupt` and dropped from the state file; one that fails to
-        load for another reason is reported and skipped.
+        A checkpoint whose size or hash does not match the state file is reported (a
+        `RuntimeWarning`), renamed to `<name>.corrupt` and dropped from the state file; one that fails to
+        load for another reason is reported (likewise) and skipped.
         """
         entries = self.entries()
         for entry in reversed(entries):
             path = self.folder / entry["file"]
             problem = self.verify(entry)
             if problem is not None:
-                print(f"warning: checkpoint {path} is damaged ({problem}); using the one before", flush=True)
+                warnings.warn(f"checkpoint {path} is damaged ({problem}); using the one before", RuntimeWarning,
+                              stacklevel=2)
                 if path.exists():
                     os.replace(path, path.with_name(path.name + ".corrupt"))
                 self._write_state([e for e in self.entries() if e["file"] != entry["file"]])
@@ -138,8 +140,8 @@ class CheckpointManager:
             try:
                 model = keras.saving.load_model(path)
             except Exception as error:  # a damaged file without a recorded hash raises many kinds
-                print(f"warning: checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
-                      "using the one before", flush=True)
+                warnings.warn(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                              "using the one before", RuntimeWarning, stacklevel=2)
                 continue
             return model, entry
         return None

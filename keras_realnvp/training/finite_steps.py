@@ -11,8 +11,11 @@ following batches and noise are those of an uninterrupted run. The step's logs g
 
 `SkipNonFiniteSteps` is the callback that installs the guard, counts and reports the
 skipped steps and stops training after `max_consecutive` of them in a row:
-`callback.raise_if_stopped()` then raises `TrainingDivergedError`.
+`callback.raise_if_stopped()` then raises `TrainingDivergedError`. Each skipped step is
+reported as a `RuntimeWarning`.
 """
+
+import warnings
 
 import keras
 from keras import ops
@@ -169,7 +172,8 @@ class SkipNonFiniteSteps(keras.callbacks.Callback):
         max_consecutive: consecutive skipped steps that stop training (at least 1).
         first_step: global step of the first batch of the next `fit` (for reports);
             set the attribute again before each `fit` that resumes later.
-        verbose: print a line for each skipped step.
+        verbose: report each skipped step as a `RuntimeWarning` (through `warnings`,
+            so callers can filter it or turn it into an error); 0: record it only.
 
     Example:
 
@@ -227,11 +231,12 @@ class SkipNonFiniteSteps(keras.callbacks.Callback):
         self.consecutive += 1
         self._epoch_skipped += 1
         if self.verbose:
-            print(
-                f"warning: step {step} skipped: its loss or gradients are not finite "
+            warnings.warn(
+                f"step {step} skipped: its loss or gradients are not finite "
                 f"({self.consecutive} in a row, {len(self.skipped_steps)} in all); weights and "
                 "optimizer state are unchanged",
-                flush=True,
+                RuntimeWarning,
+                stacklevel=2,
             )
         if self.consecutive >= self.max_consecutive:
             self.stopped = True

@@ -7,11 +7,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+from keras_realnvp.models.input_checks import check_count
 
 
 def image_grid(images, num_columns: int | None = None, padding: int = 1) -> np.ndarray:
@@ -55,8 +51,8 @@ def image_grid(images, num_columns: int | None = None, padding: int = 1) -> np.n
         raise ValueError(f"images must hold numeric pixel values, got dtype {images.dtype}.")
     if not np.all(np.isfinite(images)):
         raise ValueError("images contain NaN or infinite values; nothing sensible can be displayed.")
-    num_columns = math.ceil(math.sqrt(count)) if num_columns is None else _positive_int(num_columns, "num_columns")
-    padding = _positive_int(padding, "padding", minimum=0)
+    num_columns = math.ceil(math.sqrt(count)) if num_columns is None else check_count(num_columns, "num_columns")
+    padding = check_count(padding, "padding", minimum=0)
 
     pixels = np.clip(np.floor(images.astype(np.float64)), 0, 255).astype(np.uint8)
     num_rows = math.ceil(count / num_columns)
@@ -99,7 +95,7 @@ def save_image_grid(
     ...     picture.size, picture.mode
     ((70, 70), 'RGB')
     """
-    scale = _positive_int(scale, "scale")
+    scale = check_count(scale, "scale")
     grid = image_grid(images, num_columns=num_columns, padding=padding)
     try:
         from PIL import Image
