@@ -8,7 +8,14 @@ reference or an equivalent on every backend:
   and whether the caller is differentiating (a traced value, a tensor that requires grad);
 - `replicas`: the device scope of data-parallel training and `tf.distribute` reductions,
   including undoing a non-finite step on all replicas at once;
-- `autodiff`: the brute-force Jacobian through the backend's reverse mode, and float64.
+- `autodiff`: the brute-force Jacobian through the backend's reverse mode, and float64;
+- `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
+  them (`device_description`) and each framework's memory accounting of a training step.
+
+And one module that is PyTorch by nature rather than a backend's share of the library:
+`torch_baseline` (with `torch_baseline_runner`), the plain-PyTorch Real NVP that
+`keras-realnvp benchmark` measures the package against. It is a benchmark baseline, not library
+code; nothing else imports it.
 
 Example:
 

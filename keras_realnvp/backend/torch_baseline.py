@@ -1,9 +1,12 @@
 """A plain-PyTorch Real NVP with exactly keras_realnvp's architecture: the benchmark's baseline.
 
-Used only by `tools/benchmark.py` to measure what hand-written PyTorch reaches on the same
-machine; it is not part of the package and never imported by it. It mirrors
-`keras_realnvp.RealNVP` layer for layer, so that both have the same parameter count (the
-benchmark asserts it) and the same FLOP count:
+A benchmark baseline, not library code: `keras-realnvp benchmark --implementation
+torch-baseline` (and `--compare`) measure what hand-written PyTorch reaches on the same
+machine, the reference the package's performance targets are stated against. Nothing of
+the library imports it; it lives in `keras_realnvp.backend` because it is PyTorch by
+nature. It mirrors `keras_realnvp.RealNVP` layer for layer, so that both have the same
+parameter count and the same log-density (`load_keras_weights`; the benchmark checks both
+at start-up) and the same FLOP count:
 
 - the logit preprocessing of §4.1 with its log-determinant, uniform dequantization;
 - per scale 3 checkerboard couplings, a squeeze (same channel order as
@@ -22,6 +25,16 @@ What makes it "the best hand-written PyTorch" on a CPU: tensors and weights in
 `torch.channels_last` memory format (oneDNN's fast convolution layout on x86), in-place
 ReLU where autograd allows, `torch.no_grad` for evaluation and sampling, and the fused
 (`foreach`) Adam. Runs on whatever `device` it is given (CPU or CUDA).
+
+The training, evaluation and sampling steps the benchmark times, and the copy of a Keras
+model's weights, are in `keras_realnvp.backend.torch_baseline_runner`.
+
+Example:
+
+>>> model = TorchRealNVP((8, 8, 3), num_scales=2, filters=4, num_blocks=1)
+>>> loss = model.loss(torch.full((2, 3, 8, 8), 128.5))
+>>> loss.shape, loss.requires_grad
+(torch.Size([]), True)
 """
 
 import math
@@ -34,7 +47,13 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class WeightNormConv2d(nn.Module):
-    """`conv(x, g * v / ||v||) + b`, the norm per output filter (as `WeightNormConv2D`)."""
+    """`conv(x, g * v / ||v||) + b`, the norm per output filter (as `WeightNormConv2D`).
+
+    Example:
+
+    >>> tuple(WeightNormConv2d(3, 4, 3)(torch.zeros(1, 3, 8, 8)).shape)
+    (1, 4, 8, 8)
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_init=1.0):
         super().__init__()
@@ -51,6 +70,14 @@ class WeightNormConv2d(nn.Module):
 
 
 class CouplingResNet(nn.Module):
+    """The s/t network: weight-normalized stem, residual blocks, summed 1x1 skips, BN, ReLU, 1x1 head.
+
+    Example:
+
+    >>> tuple(CouplingResNet(2, 4, 1, 6)(torch.zeros(2, 2, 4, 4)).shape)
+    (2, 6, 4, 4)
+    """
+
     def __init__(self, in_channels, filters, num_blocks, out_channels, bn_momentum=0.95):
         super().__init__()
 
@@ -67,6 +94,7 @@ class CouplingResNet(nn.Module):
         self.head = WeightNormConv2d(filters, out_channels, 1, scale_init=0.1)
 
     def forward(self, x):
+        """The network's `(N, out_channels, H, W)` output."""
         h = self.stem(x)
         skip = self.skips[0](h)
         for (bn_a, conv_a, bn_b, conv_b), skip_conv in zip(self.blocks, self.skips[1:]):
@@ -79,18 +107,36 @@ class CouplingResNet(nn.Module):
             return self.head(F.relu(self.head_norm(skip.float())))
 
     def weight_scales(self):
+        """The weight-norm magnitudes the L2 penalty covers."""
         # As keras_realnvp's CouplingResNet.weight_scale_variables: not the stem's, not conv_a's.
         return [m.scale for m in (*self.skips, *(block[3] for block in self.blocks), self.head)]
 
 
 def checkerboard_mask(height, width, reverse, device, dtype):
-    """`(1, 1, H, W)`: 1 where row + col is odd (even if `reverse`), as `masks.checkerboard_mask`."""
+    """`(1, 1, H, W)`: 1 where row + col is odd (even if `reverse`), as `masks.checkerboard_mask`.
+
+    Example:
+
+    >>> checkerboard_mask(2, 2, False, "cpu", torch.float32)[0, 0].tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
     rows = torch.arange(height, device=device)[:, None]
     cols = torch.arange(width, device=device)[None, :]
     return ((rows + cols) % 2 == (0 if reverse else 1)).to(dtype)[None, None]
 
 
 class AffineCoupling(nn.Module):
+    """An affine coupling (checkerboard or channel mask): `forward` returns `(y, log_det)`, `inverse(y)` is `x`.
+
+    Example:
+
+    >>> coupling = AffineCoupling("checkerboard", False, 3, 4, 1, 0.95).eval()
+    >>> x = torch.randn(2, 3, 4, 4)
+    >>> y, log_det = coupling(x)
+    >>> bool(torch.allclose(coupling.inverse(y), x, atol=1e-5)), tuple(log_det.shape)
+    (True, (2,))
+    """
+
     def __init__(self, mask_type, reverse, channels, filters, num_blocks, bn_momentum):
         super().__init__()
         self.mask_type = mask_type
@@ -126,6 +172,7 @@ class AffineCoupling(nn.Module):
         return torch.cat([x * mask, mask.expand(x.shape[0], 1, -1, -1)], dim=1)
 
     def forward(self, x):
+        """`(y, log_det)` with one log-determinant per image."""
         if self.mask_type == "channel":
             kept, moving = self._halves(x)
             shift, log_scale = self._shift_log_scale(kept)
@@ -136,6 +183,7 @@ class AffineCoupling(nn.Module):
         return x * torch.exp(log_scale) + shift * (1.0 - mask), log_scale.flatten(1).sum(1)
 
     def inverse(self, y):
+        """The `x` that `forward` maps to `y`."""
         if self.mask_type == "channel":
             kept, moving = self._halves(y)
             shift, log_scale = self._shift_log_scale(kept)
@@ -147,7 +195,14 @@ class AffineCoupling(nn.Module):
 
 
 class RunningBatchNorm(nn.Module):
-    """Appendix E: normalize with running averages that include the current batch statistics."""
+    """Appendix E: normalize with running averages that include the current batch statistics.
+
+    Example:
+
+    >>> y, log_det = RunningBatchNorm(3)(torch.randn(2, 3, 4, 4))
+    >>> tuple(y.shape), tuple(log_det.shape)
+    ((2, 3, 4, 4), (2,))
+    """
 
     def __init__(self, channels, momentum=0.95, epsilon=1e-4):
         super().__init__()
@@ -172,6 +227,7 @@ class RunningBatchNorm(nn.Module):
         return mean, variance
 
     def forward(self, x):
+        """`(y, log_det)`; in training mode the running averages take in this batch."""
         mean, variance = self._statistics(x)
         log_scale = -0.5 * torch.log(variance + self.epsilon)
         y = (x - mean[None, :, None, None]) * torch.exp(log_scale)[None, :, None, None]
@@ -179,11 +235,22 @@ class RunningBatchNorm(nn.Module):
         return y, log_det.expand(x.shape[0])
 
     def inverse(self, y):
+        """Undo the normalization with the running averages."""
         log_scale = -0.5 * torch.log(self.moving_variance + self.epsilon)
         return y * torch.exp(-log_scale)[None, :, None, None] + self.moving_mean[None, :, None, None]
 
 
 class CouplingChain(nn.Module):
+    """`count` couplings of one mask type, alternating which half is kept, each followed by a batch norm.
+
+    Example:
+
+    >>> chain = CouplingChain("channel", 3, 4, 4, 1, 0.95, 1e-4)
+    >>> y, log_det = chain(torch.randn(2, 4, 4, 4))
+    >>> tuple(y.shape), tuple(log_det.shape)
+    ((2, 4, 4, 4), (2,))
+    """
+
     def __init__(self, mask_type, count, channels, filters, num_blocks, bn_momentum, bn_epsilon):
         super().__init__()
         self.layers = nn.ModuleList()
@@ -192,6 +259,7 @@ class CouplingChain(nn.Module):
             self.layers.append(RunningBatchNorm(channels, bn_momentum, bn_epsilon))
 
     def forward(self, x):
+        """`(y, log_det)` through every layer."""
         total = 0.0
         for layer in self.layers:
             x, log_det = layer(x)
@@ -199,19 +267,34 @@ class CouplingChain(nn.Module):
         return x, total
 
     def inverse(self, y):
+        """Every layer's inverse, last first."""
         for layer in reversed(self.layers):
             y = layer.inverse(y)
         return y
 
 
 def squeeze(x):
-    """`(N, C, H, W) -> (N, 4C, H/2, W/2)`; output channel `(2 di + dj) C + c` (as `Squeeze`)."""
+    """`(N, C, H, W) -> (N, 4C, H/2, W/2)`; output channel `(2 di + dj) C + c` (as `Squeeze`).
+
+    Example:
+
+    >>> tuple(squeeze(torch.zeros(1, 3, 4, 4)).shape)
+    (1, 12, 2, 2)
+    """
     n, c, h, w = x.shape
     y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
     return y.reshape(n, 4 * c, h // 2, w // 2)
 
 
 def unsqueeze(y):
+    """The inverse of `squeeze`.
+
+    Example:
+
+    >>> x = torch.randn(1, 3, 4, 4)
+    >>> bool(torch.equal(unsqueeze(squeeze(x)), x))
+    True
+    """
     n, c4, h, w = y.shape
     c = c4 // 4
     x = y.reshape(n, 2, 2, c, h, w).permute(0, 3, 4, 1, 5, 2)
@@ -219,7 +302,14 @@ def unsqueeze(y):
 
 
 class TorchRealNVP(nn.Module):
-    """The multi-scale Real NVP of `keras_realnvp.RealNVP` in plain PyTorch (NCHW tensors)."""
+    """The multi-scale Real NVP of `keras_realnvp.RealNVP` in plain PyTorch (NCHW tensors).
+
+    Example:
+
+    >>> model = TorchRealNVP((8, 8, 3), num_scales=2, filters=4, num_blocks=1).eval()
+    >>> tuple(model.log_prob(torch.full((2, 3, 8, 8), 128.5)).shape)
+    (2,)
+    """
 
     def __init__(self, image_shape, num_scales=2, filters=64, num_blocks=8, alpha=0.05, bn_momentum=0.95,
                  bn_epsilon=1e-4, l2_scale=5e-5):
@@ -247,12 +337,14 @@ class TorchRealNVP(nn.Module):
     # The flow, on NCHW tensors.
 
     def logit(self, x):
+        """The logit preprocessing of pixel values in [0, 256), and its log-determinant per image."""
         p = self.alpha + (1.0 - 2.0 * self.alpha) * x / 256.0
         log_p, log_one_minus_p = torch.log(p), torch.log1p(-p)
         scale = math.log((1.0 - 2.0 * self.alpha) / 256.0)
         return log_p - log_one_minus_p, (scale - log_p - log_one_minus_p).flatten(1).sum(1)
 
     def forward_flow(self, x):
+        """`(latents, log_det)`: one latent per scale, the last one the final scale's."""
         h, log_det = self.logit(x)
         latents = []
         for checkerboard, channel in zip(self.checkerboard_flows, self.channel_flows):
@@ -268,6 +360,7 @@ class TorchRealNVP(nn.Module):
         return latents, log_det + ld
 
     def inverse_flow(self, latents):
+        """Pixel values from the latents of `forward_flow`."""
         h = self.final_flow.inverse(latents[-1])
         for (checkerboard, channel), z in zip(
             reversed(list(zip(self.checkerboard_flows, self.channel_flows))), reversed(latents[:-1])
@@ -278,13 +371,16 @@ class TorchRealNVP(nn.Module):
 
     @staticmethod
     def prior_log_prob(latents):
+        """The standard normal log-density of the latents, per image."""
         return sum((-0.5 * z.square() - _HALF_LOG_2PI).flatten(1).sum(1) for z in latents)
 
     def log_prob(self, x):
+        """Log-density of pixel values in nats per image."""
         latents, log_det = self.forward_flow(x)
         return self.prior_log_prob(latents) + log_det
 
     def weight_scales(self):
+        """Every parameter the L2 penalty covers."""
         scales = []
         for module in self.modules():
             if isinstance(module, AffineCoupling):
@@ -292,11 +388,13 @@ class TorchRealNVP(nn.Module):
         return scales
 
     def loss(self, x):
+        """The training loss: mean negative log-likelihood (nats per image) plus the L2 penalty."""
         nll = -self.log_prob(x).mean()  # nats per image, as keras_realnvp's RealNVP.compute_loss
         penalty = torch.stack([s.square().sum() for s in self.weight_scales()]).sum()
         return nll + self.l2_scale * penalty
 
     def latent_shapes(self, height, width):
+        """The `(C, H, W)` of each latent for images of `height` x `width`."""
         c = self.image_shape[-1]
         shapes = []
         for _ in range(self.num_scales - 1):
@@ -304,144 +402,3 @@ class TorchRealNVP(nn.Module):
             shapes.append((c, height, width))
         shapes.append((c, height, width))
         return shapes
-
-
-class Runner:
-    """Training, evaluation and sampling steps of `TorchRealNVP`, as the benchmark times them.
-
-    Images arrive as NHWC uint8 batches (like the Keras model's input); they are moved to
-    the device, dequantized and viewed as NCHW in channels_last memory (no copy).
-    `amp_bfloat16` runs the model under `torch.autocast` in bfloat16 (the s/t networks'
-    heads are float32, as in keras_realnvp; statistics and log-determinants are float32
-    through autocast's float32 list: log, exp, sums).
-    """
-
-    def __init__(self, image_shape, num_scales, filters, num_blocks, device=None, channels_last=True,
-                 amp_bfloat16=False, seed=0):
-        torch.manual_seed(seed)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = TorchRealNVP(image_shape, num_scales, filters, num_blocks).to(self.device)
-        self.model = self.model.to(memory_format=self.memory_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, foreach=True)
-        self.amp = amp_bfloat16
-        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-
-    def parameter_count(self):
-        return sum(p.numel() for p in self.model.parameters())
-
-    def state_count(self):
-        """Parameters plus batch-norm statistics, counted as Keras counts its weights."""
-        buffers = sum(
-            b.numel() for name, b in self.model.named_buffers() if not name.endswith("num_batches_tracked")
-        )
-        return self.parameter_count() + buffers
-
-    def _images(self, pixels_nhwc):
-        x = torch.as_tensor(pixels_nhwc, device=self.device).permute(0, 3, 1, 2)
-        return x.contiguous(memory_format=self.memory_format)
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
-
-    def train_step(self, pixels_nhwc):
-        self.model.train()
-        x = self._images(pixels_nhwc).float()
-        x = x + torch.rand(x.shape, device=self.device, generator=self.generator).contiguous(
-            memory_format=self.memory_format
-        )
-        self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss = self.model.loss(x)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 100.0, foreach=True)
-        self.optimizer.step()
-        return float(loss)
-
-    @torch.no_grad()
-    def bits_per_dim(self, images_nhwc):
-        self.model.eval()
-        x = self._images(images_nhwc).float()
-        with self._autocast():
-            log_prob = self.model.log_prob(x)
-        bits = -log_prob.float() / (x[0].numel() * math.log(2.0))
-        return bits.cpu().numpy()
-
-    @torch.no_grad()
-    def sample(self, num_samples, height, width, temperature=1.0):
-        self.model.eval()
-        latents = [
-            (temperature * torch.randn((num_samples, *s), device=self.device, generator=self.generator)).contiguous(
-                memory_format=self.memory_format
-            )
-            for s in self.model.latent_shapes(height, width)
-        ]
-        with self._autocast():
-            x = self.model.inverse_flow(latents)
-        return x.float().permute(0, 2, 3, 1).cpu().numpy()
-
-    def synchronize(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-
-def load_keras_weights(torch_model, keras_model):
-    """Copy the weights of a `keras_realnvp.RealNVP` of the same architecture into `torch_model`.
-
-    Layer by layer in flow order; the benchmark uses it to check that the baseline computes
-    the same log-density as the Keras model (so it is the same architecture, not just one of
-    the same size).
-    """
-    import numpy as np
-
-    def numpy(variable):
-        return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
-
-    def put(target, value, transpose=None):
-        value = numpy(value)
-        if transpose is not None:
-            value = value.transpose(transpose)
-        assert tuple(target.shape) == value.shape, (tuple(target.shape), value.shape)
-        with torch.no_grad():
-            target.copy_(torch.as_tensor(value, dtype=target.dtype))
-
-    def conv(t, k):
-        put(t.direction, k.direction, (3, 2, 0, 1))  # HWIO -> OIHW
-        put(t.scale, k.scale)
-        put(t.bias, k.bias)
-
-    def batch_norm(t, k):
-        put(t.weight, k.gamma)
-        put(t.bias, k.beta)
-        put(t.running_mean, k.moving_mean)
-        put(t.running_var, k.moving_variance)
-
-    keras_chains = [*[c for pair in zip(keras_model.checkerboard_flows, keras_model.channel_flows) for c in pair],
-                    keras_model.final_flow]
-    torch_chains = [*[c for pair in zip(torch_model.checkerboard_flows, torch_model.channel_flows) for c in pair],
-                    torch_model.final_flow]
-    assert len(keras_chains) == len(torch_chains)
-    for keras_chain, torch_chain in zip(keras_chains, torch_chains):
-        assert len(keras_chain.bijectors) == len(torch_chain.layers)
-        for k, t in zip(keras_chain.bijectors, torch_chain.layers):
-            if isinstance(t, RunningBatchNorm):
-                put(t.moving_mean, k.moving_mean)
-                put(t.moving_variance, k.moving_variance)
-                put(t.num_updates, k.num_updates)
-                continue
-            assert (t.mask_type, t.reverse) == (k.mask_type, k.reverse)
-            put(t.scale, k.scale)
-            net = k.net
-            conv(t.net.stem, net.stem)
-            for ts, ks in zip(t.net.skips, net.skips, strict=True):
-                conv(ts, ks)
-            for i, (bn_a, conv_a, bn_b, conv_b) in enumerate(t.net.blocks):
-                kbn_a, kconv_a, kbn_b, kconv_b = net.block_layers[4 * i : 4 * i + 4]
-                batch_norm(bn_a, kbn_a)
-                conv(conv_a, kconv_a)
-                batch_norm(bn_b, kbn_b)
-                conv(conv_b, kconv_b)
-            batch_norm(t.net.head_norm, net.head_norm)
-            conv(t.net.head, net.head)

@@ -16,10 +16,16 @@ the layout `datasets` streams from the Hub), then measures on the current Keras 
 
 Usage (nothing is asserted; the figures depend on the machine and on what else runs):
 
-    KERAS_BACKEND=torch python tools/benchmarks/data_loading.py --output /tmp/data-bench --workers 1 2 4 \\
-        --processes 2 --steps 8 --rounds 3
+    KERAS_BACKEND=torch python -m keras_realnvp.benchmarks.data_loading --output /tmp/data-bench \\
+        --workers 1 2 4 --processes 2 --steps 8 --rounds 3
 
-Prints one JSON object (also written to `--output/results.json`) with the CPU's name.
+(`python tools/benchmarks/data_loading.py ...` in a checkout is the same.) Prints one JSON
+object (also written to `--output/results.json`) with the CPU's name.
+
+Example:
+
+>>> cpu_name().endswith("cores")
+True
 """
 
 import argparse
@@ -29,22 +35,23 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
 CELEBA = (218, 178)
 
 
 def cpu_name() -> str:
-    """The CPU's model name (as `lscpu` shows it), with the cores this process may use."""
+    """The CPU's model name (as `lscpu` shows it), with the cores this process may use.
+
+    Example:
+
+    >>> "cores" in cpu_name()
+    True
+    """
     name = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -58,7 +65,15 @@ def cpu_name() -> str:
 
 
 def write_celeba_like(folder, count: int, seed: int = 0) -> Path:
-    """`count` 218x178 JPEGs in `folder`, cut from scikit-learn's sample photos (kept if already there)."""
+    """`count` 218x178 JPEGs in `folder`, cut from scikit-learn's sample photos (kept if already there).
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = write_celeba_like(tempfile.mkdtemp(), 2)
+    >>> sorted(p.name for p in folder.iterdir())
+    ['000000.jpg', '000001.jpg']
+    """
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
@@ -77,7 +92,15 @@ def write_celeba_like(folder, count: int, seed: int = 0) -> Path:
 
 
 def write_parquet_shards(images_folder, output, shards: int = 4) -> list[str]:
-    """The JPEGs of `images_folder` as Hub-style Parquet shards with an Image column; returns their paths."""
+    """The JPEGs of `images_folder` as Hub-style Parquet shards with an Image column; returns their paths.
+
+    Example:
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> [Path(p).name for p in write_parquet_shards(write_celeba_like(root / "images", 2), root, shards=1)]
+    ['train-00000-of-00001.parquet']
+    """
     import datasets
 
     output = Path(output)
@@ -114,8 +137,19 @@ def _settings(spec: str) -> tuple[int, bool]:
 
 
 def loading_rate(source, setting: str, steps: int, batch_size: int, seed: int = 0) -> float:
-    """Batches/s of `TrainingBatches` with CelebA preprocessing, read as `model.fit` reads them."""
-    from keras_realnvp.data.pipeline import TrainingBatches
+    """Batches/s of `TrainingBatches` with CelebA preprocessing, read as `model.fit` reads them.
+
+    `setting`: "N" for N threads, "pN" for N processes.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_realnvp.data.sources import open_source
+    >>> source = open_source(str(write_celeba_like(tempfile.mkdtemp(), 4)), {"held_out_every": 10**9}, "train")
+    >>> loading_rate(source, "1", steps=1, batch_size=2) > 0
+    True
+    """
+    from keras_realnvp.data.training_batches import TrainingBatches
 
     workers, processes = _settings(setting)
     batches = TrainingBatches(source, (64, 64, 3), batch_size, seed, 0, steps, "celeba", True, workers=workers,
@@ -124,7 +158,17 @@ def loading_rate(source, setting: str, steps: int, batch_size: int, seed: int = 
 
 
 class Trainer:
-    """A small RealNVP (64x64x3) compiled once, fitted on `TrainingBatches` of a source chunk by chunk."""
+    """A small RealNVP (64x64x3) compiled once, fitted on `TrainingBatches` of a source chunk by chunk.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_realnvp.data.sources import open_source
+    >>> source = open_source(str(write_celeba_like(tempfile.mkdtemp(), 4)), {"held_out_every": 10**9}, "train")
+    >>> trainer = Trainer(source, batch_size=2, num_scales=1, filters=2, warmup=1)
+    >>> trainer.fit("preloaded", steps=1) > 0
+    True
+    """
 
     def __init__(self, source, batch_size: int, num_scales: int, filters: int, warmup: int = 2):
         import keras
@@ -143,8 +187,8 @@ class Trainer:
         `setting` "preloaded": the same batches, preprocessed beforehand and held in memory:
         the steps/s without any data loading cost, the most that parallel loading can reach.
         """
-        from keras_realnvp.data.pipeline import TrainingBatches
         from keras_realnvp.data.sources import ArraySource
+        from keras_realnvp.data.training_batches import TrainingBatches
 
         if setting == "preloaded":
             loaded = TrainingBatches(self.source, (64, 64, 3), self.batch_size, 0, self.step, steps, "celeba", True)
@@ -167,11 +211,20 @@ def streaming_rates(parquet_files, workers: int, steps: int, batch_size: int, bu
     Both stop `2 * buffer_size` examples before the end of the pass: when the shuffle buffer
     has read all of a stream over several Parquet shards, `datasets` sleeps 5 s (once per
     pass in training), which would swamp a short measurement.
+
+    Example:
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> shards = write_parquet_shards(write_celeba_like(root / "images", 8), root, shards=1)
+    >>> streaming_rates(shards, workers=1, steps=1, batch_size=2, buffer_size=2)["examples"]
+    8
     """
     import datasets
     import pyarrow.parquet
 
-    from keras_realnvp.data.streaming import StreamingBatches, StreamingSource
+    from keras_realnvp.data.streaming import StreamingSource
+    from keras_realnvp.data.streaming_batches import StreamingBatches
 
     stream = datasets.load_dataset("parquet", data_files={"train": list(parquet_files)}, split="train",
                                    streaming=True)
@@ -194,6 +247,17 @@ def streaming_rates(parquet_files, workers: int, steps: int, batch_size: int, bu
 
 
 def main(argv=None) -> dict:
+    """Run the data-loading benchmark with `argv` (default: the process's arguments); returns the results.
+
+    Example:
+
+    >>> import tempfile
+    >>> result = main(["--output", tempfile.mkdtemp(), "--images", "4", "--batch-size", "2", "--steps", "1",
+    ...                "--rounds", "1", "--workers", "1", "--measure", "loading"])  # doctest: +ELLIPSIS
+    {...}
+    >>> sorted(result["loading"])
+    ['1']
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="folder for the generated data and results.json")
     parser.add_argument("--images", type=int, default=1024, help="CelebA-style images to write")
