@@ -13,15 +13,12 @@ from helpers import TINY_RUN, run_tiny, to_numpy
 from test_presets import lay_out_hub_cache
 
 from keras_realnvp import RealNVP
-from keras_realnvp.data.pipeline import evaluation_images
+from keras_realnvp.cli import train as train_tool
 from keras_realnvp.data.sources import open_source
+from keras_realnvp.data.training_batches import evaluation_images
 from keras_realnvp.evaluation import held_out_bits_per_dim
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import train as train_tool  # noqa: E402
-
-sys.path.pop(0)
 
 
 def _held_out(model, seed=TINY_RUN["seed"]):
@@ -60,7 +57,7 @@ def test_hub_cache_and_publish_dry_run_load_the_same(trained, tmp_path):
     recorded = results["held_out_bits_per_dim"]
     staging = tmp_path / "staging"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "publish.py"), str(output / "preset"), "hf://me/tiny", "--dry-run",
+        [sys.executable, "-m", "keras_realnvp", "publish", str(output / "preset"), "hf://me/tiny", "--dry-run",
          str(staging)], capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -100,10 +97,10 @@ def test_a_run_stopped_mid_epoch_and_resumed_ends_with_the_same_weights(trained,
 
 
 def test_train_tool_help_and_bad_arguments(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--help"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "keras_realnvp", "train", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and all(flag in result.stdout for flag in ("--resume", "--overwrite", "--distribute"))
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--preset", "nope", "--output",
+    result = subprocess.run([sys.executable, "-m", "keras_realnvp", "train", "--preset", "nope", "--output",
                              str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     # A usage error: one line on stderr, status 2 (as argparse's own), no traceback.
     last = result.stderr.strip().splitlines()[-1]

@@ -117,6 +117,24 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     """
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line too: `error: MESSAGE (see PROG --help)`, status 2.
+
+    Example:
+
+    >>> parser = ArgumentParser(prog=prog("x"))
+    >>> _ = parser.add_argument("--num", type=positive_int)
+    >>> try:
+    ...     parser.parse_args(["--num", "0"])
+    ... except SystemExit as stop:
+    ...     print(stop.code)
+    2
+    """
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)")
+
+
 def fail(error, status: int = 2):
     """Print `error: MESSAGE` as one line on stderr and exit with `status` (2: bad usage).
 

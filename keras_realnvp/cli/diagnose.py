@@ -10,7 +10,7 @@ trained weights where the preset has them ("trained"), and prints a table per mo
   log-det        the model's log|det df/dx| on a small crop (the model is fully
                  convolutional: the same weights run at the crop size) against slogdet
                  of the full Jacobian from the backend's autodiff, in float64 (on JAX
-                 this tool turns on jax_enable_x64); the float32 model's difference too
+                 this command turns on jax_enable_x64); the float32 model's difference too
   coupling s     min/max of s = scale * tanh(...) over every coupling's transformed units
   batch norm     min/max running means and variances, flow (RunningBatchNorm) and s/t
                  networks (BatchNormalization)
@@ -25,67 +25,56 @@ At initialization every coupling scale is 0 and the statistics are 1 and 0; pass
 statistics as the first training step does) and --perturb STD (Gaussian noise on every
 trainable weight) to look at a model that has moved away from the identity, or
 --train-steps N to train the initialized model first: N Adam steps (learning rate 1e-3,
-gradient norm clipped at 100, as the train tool) on the embedded training patches at the
+gradient norm clipped at 100, as `keras-realnvp train`) on the embedded training patches at the
 model's size, batch --train-batch-size, with a progress bar (a conditional model gets each
 patch's photo, one-hot, in its first label entries).
 
-    python tools/diagnose.py embedded_16
-    python tools/diagnose.py cifar10 --batch-size 4 --json
-    python tools/diagnose.py celeba_64 --weights init --jacobian-max-dims 4096
-    python tools/diagnose.py runs/default/preset --calibrate 1 --perturb 0.05
-    python tools/diagnose.py imagenet_64 --weights init --train-steps 30 --jacobian-max-dims 3072
+    keras-realnvp diagnose embedded_16
+    keras-realnvp diagnose cifar10 --batch-size 4 --json
+    keras-realnvp diagnose celeba_64 --weights init --jacobian-max-dims 4096
+    keras-realnvp diagnose runs/default/preset --calibrate 1 --perturb 0.05
+    keras-realnvp diagnose imagenet_64 --weights init --train-steps 30 --jacobian-max-dims 3072
+
+(in a checkout, `python tools/diagnose.py ...` is the same command.)
 
 The exit status is 1 if a check failed outright (non-finite values, a round-trip error
 above --max-round-trip-error pixel levels, or a log-det off by more than
---max-log-det-error nats), else 0.
+--max-log-det-error nats), else 0; an error (a bad argument, preset or dataset) is one line
+`error: ...` on stderr and exit status 2.
 """
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-# Run from a checkout without installing: the package lives next to tools/.
-_ROOT = Path(__file__).resolve().parents[1]
-if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+from keras_realnvp.cli.arguments import (
+    ArgumentParser,
+    fail,
+    floats,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+    prog,
+)
 
 
 def _temperatures(text):
-    try:
-        values = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text}") from None
-    if not values or not all(v >= 0 for v in values):
+    values = floats(text)
+    if not all(v >= 0 for v in values):
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers >= 0, got {text}")
     return values
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="diagnose.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    """The command line of `keras-realnvp diagnose`; a bad one exits with status 2.
+
+    Example:
+
+    >>> args = parse_args(["cifar10", "--temperatures", "1,3"])
+    >>> args.preset, args.temperatures, args.weights
+    ('cifar10', (1.0, 3.0), 'auto')
+    """
+    parser = ArgumentParser(prog=prog("diagnose"), description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", help="built-in name, preset folder or hf://owner/repo")
     parser.add_argument("--weights", choices=("auto", "init", "trained"), default="auto",
                         help="init: load_weights=False; trained: the preset's weights; auto (default): init, "
@@ -93,30 +82,30 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default=None,
                         help="'embedded' (default: held-out photo patches at the model's size), an image folder "
                              "or a Hub id")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="images in the batch (default: 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images in the batch (default: 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dequantization, samples and --perturb")
-    parser.add_argument("--calibrate", type=_non_negative_int, default=0,
+    parser.add_argument("--calibrate", type=non_negative_int, default=0,
                         help="training-mode passes over the batch before the checks (init model only; default 0)")
-    parser.add_argument("--perturb", type=_non_negative_float, default=0.0,
+    parser.add_argument("--perturb", type=non_negative_float, default=0.0,
                         help="std of Gaussian noise added to the init model's trainable weights (default 0)")
-    parser.add_argument("--train-steps", type=_non_negative_int, default=0,
+    parser.add_argument("--train-steps", type=non_negative_int, default=0,
                         help="Adam steps on the embedded training patches before the checks (init model only; "
                              "default 0)")
-    parser.add_argument("--train-batch-size", type=_positive_int, default=8,
+    parser.add_argument("--train-batch-size", type=positive_int, default=8,
                         help="batch of --train-steps (default: 8)")
-    parser.add_argument("--jacobian-size", type=_positive_int, default=None,
+    parser.add_argument("--jacobian-size", type=positive_int, default=None,
                         help="side of the brute-force crop (default: the smallest >= 8 the model accepts)")
-    parser.add_argument("--jacobian-examples", type=_positive_int, default=1,
+    parser.add_argument("--jacobian-examples", type=positive_int, default=1,
                         help="images the brute force runs on (default: 1)")
-    parser.add_argument("--jacobian-max-dims", type=_positive_int, default=None,
+    parser.add_argument("--jacobian-max-dims", type=positive_int, default=None,
                         help="skip the brute force above this many crop values (default: 256)")
-    parser.add_argument("--jacobian-chunk", type=_positive_int, default=None,
+    parser.add_argument("--jacobian-chunk", type=positive_int, default=None,
                         help="Jacobian rows per backward pass, the batch of that pass (default: 64)")
     parser.add_argument("--temperatures", type=_temperatures, default=(1.0, 3.0, 10.0),
                         help="comma-separated sampling temperatures (default: 1,3,10)")
-    parser.add_argument("--max-round-trip-error", type=_non_negative_float, default=1e-2,
+    parser.add_argument("--max-round-trip-error", type=non_negative_float, default=1e-2,
                         help="round-trip error in pixel levels counted as a failure (default: 0.01)")
-    parser.add_argument("--max-log-det-error", type=_non_negative_float, default=1e-3,
+    parser.add_argument("--max-log-det-error", type=non_negative_float, default=1e-3,
                         help="float64 log-det difference in nats counted as a failure (default: 0.001)")
     parser.add_argument("--json", action="store_true", help="print one JSON record instead of tables")
     return parser.parse_args(argv)
@@ -132,27 +121,17 @@ def _check_embedded_size(model, hint):
     return height
 
 
-def _images(model, args):
-    import numpy as np
+def _images(model, spec, args):
+    """The batch to check: held-out embedded patches spread over both photos, or the first of --dataset."""
+    from keras_realnvp.data.held_out import held_out_data
+    from keras_realnvp.data.sources import EMBEDDED
 
-    from keras_realnvp.data.preprocessing import to_array
-
-    spec = getattr(model, "preset_metadata", {}).get("dataset", {})
-    height, width, channels = model.image_shape
-    if args.dataset in (None, "embedded"):
-        from keras_realnvp.data.embedded import load_embedded_patches
-
-        _check_embedded_size(model, "Pass --dataset.")
-        patches = load_embedded_patches("test", patch_size=height)
+    if args.dataset in (None, EMBEDDED):
+        height = _check_embedded_size(model, "Pass --dataset.")
         # Evenly spread over the held-out patches: both photos, several regions.
-        picks = np.linspace(0, len(patches) - 1, min(args.batch_size, len(patches))).round().astype(int)
-        return np.stack([to_array(patches[i], channels) for i in picks]), "embedded (held-out patches)"
-    from keras_realnvp.data.pipeline import evaluation_images
-    from keras_realnvp.data.sources import open_source
-
-    source = open_source(args.dataset, spec, "eval")
-    images = evaluation_images(source, model.image_shape, spec.get("preprocessing", "none"), args.batch_size)
-    return images, args.dataset
+        images = held_out_data(EMBEDDED, {"patch_size": height}, model.image_shape, args.batch_size, choice="spread")
+        return images.images, "embedded (held-out patches)"
+    return held_out_data(args.dataset, spec, model.image_shape, args.batch_size).images, args.dataset
 
 
 def _train_on_embedded(model, args):
@@ -168,7 +147,7 @@ def _train_on_embedded(model, args):
     picks = np.random.default_rng(args.seed).choice(len(source), count, replace=count > len(source))
     inputs = source.images[picks]  # uint8: the model dequantizes them with fresh noise
     if model.condition_dim:
-        # A patch's label is its photo (`source.classes`), one-hot: the train tool's labels where the
+        # A patch's label is its photo (`source.classes`), one-hot: the sample command's labels where the
         # model has one entry per photo; a model with more entries (celeba_64_conditional's 40
         # attributes) gets the photo's one-hot in its first entries, so its label path is trained too.
         photos = len(source.class_names)
@@ -206,9 +185,13 @@ def _failures(report, args):
     return failures
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    import keras  # after parsing: --help loads no backend
+def run(args) -> list:
+    """Diagnose as the parsed command line `args` says and print the reports; returns them, one per model.
+
+    A bad preset or dataset raises `ValueError`. Each report's `failures` lists the checks
+    that failed outright.
+    """
+    import keras
 
     if keras.backend.backend() == "jax":
         import jax
@@ -218,53 +201,51 @@ def main(argv=None):
 
     from keras_realnvp import RealNVP
     from keras_realnvp.diagnostics import DEFAULT_JACOBIAN_CHUNK, DEFAULT_JACOBIAN_MAX_DIMS, diagnose, format_report
-    from keras_realnvp.presets import resolve_preset
+    from keras_realnvp.presets import Preset
 
     kinds = ["init", "trained"] if args.weights == "auto" else [args.weights]
     records, notes = [], []
-    try:
-        for kind in kinds:
-            if kind == "trained":
-                try:
-                    resolve_preset(args.preset, need_weights=True)
-                except ValueError as error:
-                    if args.weights == "trained":
-                        raise
-                    notes.append(f"no trained weights: {error}")
-                    continue
-            keras.utils.set_random_seed(args.seed)
-            model = RealNVP.from_preset(args.preset, load_weights=kind == "trained")
-            images, source = _images(model, args)
-            if kind == "init":
-                if args.perturb:
-                    _perturb(model, args.perturb, args.seed)
-                inputs = images.astype("float32") + np.float32(0.5)
-                if model.condition_dim:
-                    eye = np.eye(model.condition_dim, dtype="float32")
-                    inputs = {"images": inputs, "labels": eye[np.arange(len(images)) % model.condition_dim]}
-                for _ in range(args.calibrate):
-                    model(inputs, training=True)
-                if args.train_steps:
-                    _train_on_embedded(model, args)
-            # A conditional model gets label vectors: one-hot, cycling over the classes / attributes.
-            labels = (None if not model.condition_dim
-                      else np.eye(model.condition_dim, dtype="float32")[np.arange(len(images)) % model.condition_dim])
-            report = diagnose(
-                model, images, labels=labels, jacobian_size=args.jacobian_size,
-                jacobian_examples=args.jacobian_examples,
-                jacobian_max_dims=args.jacobian_max_dims or DEFAULT_JACOBIAN_MAX_DIMS,
-                jacobian_chunk=args.jacobian_chunk or DEFAULT_JACOBIAN_CHUNK,
-                temperatures=args.temperatures, seed=args.seed,
-            )
-            report.update(preset=str(args.preset), weights=kind, dataset=source,
-                          calibrate=args.calibrate if kind == "init" else 0,
-                          train_steps=args.train_steps if kind == "init" else 0,
-                          perturb=args.perturb if kind == "init" else 0.0)
-            report["failures"] = _failures(report, args)
-            records.append(report)
-            keras.backend.clear_session(free_memory=False)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    for kind in kinds:
+        if kind == "trained":
+            try:
+                Preset.open(args.preset, RealNVP, need_weights=True)
+            except ValueError as error:
+                if args.weights == "trained":
+                    raise
+                notes.append(f"no trained weights: {error}")
+                continue
+        keras.utils.set_random_seed(args.seed)
+        preset = Preset.open(args.preset, RealNVP, need_weights=kind == "trained")
+        model = preset.build(load_weights=kind == "trained")
+        images, source = _images(model, preset.dataset, args)
+        if kind == "init":
+            if args.perturb:
+                _perturb(model, args.perturb, args.seed)
+            inputs = images.astype("float32") + np.float32(0.5)
+            if model.condition_dim:
+                eye = np.eye(model.condition_dim, dtype="float32")
+                inputs = {"images": inputs, "labels": eye[np.arange(len(images)) % model.condition_dim]}
+            for _ in range(args.calibrate):
+                model(inputs, training=True)
+            if args.train_steps:
+                _train_on_embedded(model, args)
+        # A conditional model gets label vectors: one-hot, cycling over the classes / attributes.
+        labels = (None if not model.condition_dim
+                  else np.eye(model.condition_dim, dtype="float32")[np.arange(len(images)) % model.condition_dim])
+        report = diagnose(
+            model, images, labels=labels, jacobian_size=args.jacobian_size,
+            jacobian_examples=args.jacobian_examples,
+            jacobian_max_dims=args.jacobian_max_dims or DEFAULT_JACOBIAN_MAX_DIMS,
+            jacobian_chunk=args.jacobian_chunk or DEFAULT_JACOBIAN_CHUNK,
+            temperatures=args.temperatures, seed=args.seed,
+        )
+        report.update(preset=str(args.preset), weights=kind, dataset=source,
+                      calibrate=args.calibrate if kind == "init" else 0,
+                      train_steps=args.train_steps if kind == "init" else 0,
+                      perturb=args.perturb if kind == "init" else 0.0)
+        report["failures"] = _failures(report, args)
+        records.append(report)
+        keras.backend.clear_session(free_memory=False)
     if args.json:
         print(json.dumps({"preset": str(args.preset), "reports": records, "notes": notes}))
     else:
@@ -277,10 +258,22 @@ def main(argv=None):
             print()
         for note in notes:
             print(f"note: {note}")
-    if any(report["failures"] for report in records):
-        sys.exit(1)
     return records
 
 
-if __name__ == "__main__":
-    main()
+def main(argv=None) -> int:
+    """`keras-realnvp diagnose ARGV`: 1 if a check failed outright, else 0; an error exits with status 2.
+
+    Example:
+
+    >>> main(["no_such_preset"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+    args = parse_args(argv)
+    try:
+        records = run(args)
+    except ValueError as error:
+        fail(error, 2)
+    return 1 if any(report["failures"] for report in records) else 0

@@ -1,10 +1,12 @@
 """Publish a trained preset folder to the Hugging Face Hub, with a model card.
 
-    python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64
-    python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64@v1
-    python tools/publish.py runs/default/preset hf://your-name/realnvp-celeba64 --dry-run staging/
+    keras-realnvp publish runs/default/preset hf://your-name/realnvp-celeba64
+    keras-realnvp publish runs/default/preset hf://your-name/realnvp-celeba64@v1
+    keras-realnvp publish runs/default/preset hf://your-name/realnvp-celeba64 --dry-run staging/
 
-The preset folder must be one a training run wrote (tools/train.py's OUTPUT/preset): the card is
+(in a checkout, `python tools/publish.py ...` is the same command.)
+
+The preset folder must be one a training run wrote (`keras-realnvp train`'s OUTPUT/preset): the card is
 written from what the run recorded in its metadata (`trained`), and a preset without that
 record is refused. The card (README.md) has the Hub metadata (`library_name: keras`,
 `pipeline_tag: unconditional-image-generation`, tags, license, the Hub dataset the run trained
@@ -37,25 +39,16 @@ Uploading uses `huggingface_hub`: log in with `hf auth login`, or set HF_TOKEN. 
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+from keras_realnvp.cli.arguments import ArgumentParser, fail, prog
 
 EXIT_ERROR = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # argparse's usage block would make a second line; every error of this tool is one line.
-        _fail(f"{message} (see {self.prog} --help)")
-
-
 def parse_args(argv=None):
-    """The command line of `tools/publish.py`; a bad one is a one-line error and exit status 2.
+    """The command line of `keras-realnvp publish`; a bad one is a one-line error and exit status 2.
 
     Example:
 
@@ -63,8 +56,9 @@ def parse_args(argv=None):
     >>> args.handle, str(args.dry_run), args.private, args.replace_card
     ('hf://me/x@v1', 'staging', False, False)
     """
-    parser = _Parser(prog="publish.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset_dir", type=Path, help="preset folder written by tools/train.py (output/preset)")
+    parser = ArgumentParser(prog=prog("publish"), description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset_dir", type=Path, help="preset folder written by keras-realnvp train (OUTPUT/preset)")
     parser.add_argument("handle", help="hf://owner/name[@branch] to publish to")
     parser.add_argument("--dry-run", type=Path, default=None, metavar="FOLDER",
                         help="write the files that would be uploaded into FOLDER (new or empty); upload nothing")
@@ -74,11 +68,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    """Stage the preset folder and upload it (or, with `--dry-run`, only stage it); returns the staged paths.
+def main(argv=None) -> int:
+    """Stage the preset folder and upload it (or, with `--dry-run`, only stage it); returns 0.
 
-    Errors print one line `error: ...` on stderr and exit with status 2. After an upload the
-    paths name files of the temporary folder, which is removed by then.
+    Errors print one line `error: ...` on stderr and exit with status 2.
 
     Example:
 
@@ -86,22 +79,30 @@ def main(argv=None):
     >>> from pathlib import Path
     >>> from keras_realnvp.presets import builtin_preset_path
     >>> staging = Path(tempfile.mkdtemp()) / "staging"
-    >>> files = main([str(builtin_preset_path("embedded_16")), "hf://me/tiny@v1", "--dry-run", str(staging)])
+    >>> main([str(builtin_preset_path("embedded_16")), "hf://me/tiny@v1", "--dry-run", str(staging)])
     ... # doctest: +ELLIPSIS
     dry run: would upload to hf://me/tiny@v1 (branch v1, created if missing):
       config.json (... bytes)
       ...
+    0
     >>> sorted(p.name for p in staging.iterdir())
     ['README.md', 'config.json', 'metadata.json', 'model.weights.h5']
     """
     args = parse_args(argv)
     try:
-        return _publish(args)
+        run(args)
     except ValueError as error:
-        _fail(str(error))
+        fail(error, EXIT_ERROR)
+    return 0
 
 
-def _publish(args):
+def run(args) -> list:
+    """Publish as the parsed command line `args` says; returns the staged paths.
+
+    After an upload the paths name files of the temporary staging folder, which is removed
+    by then. A bad preset folder, staging folder or handle, or a failed upload, raises `ValueError`.
+    """
+    from keras_realnvp import RealNVP
     from keras_realnvp.presets.publishing import (
         CARD_KEPT,
         CARD_NEW,
@@ -113,7 +114,7 @@ def _publish(args):
     repo_id, branch = hub_target(args.handle)
     handle = f"hf://{repo_id}" + (f"@{branch}" if branch else "")
     if args.dry_run is not None:
-        files = stage_preset_for_hub(args.preset_dir, repo_id, args.dry_run, revision=branch)
+        files = stage_preset_for_hub(args.preset_dir, repo_id, args.dry_run, revision=branch, model_class=RealNVP)
         where = f" (branch {branch}, created if missing)" if branch else ""
         print(f"dry run: would upload to {handle}{where}:")
         for path in files:
@@ -123,7 +124,7 @@ def _publish(args):
         return files
     staging = Path(tempfile.mkdtemp(prefix="realnvp-publish-"))
     try:
-        files = stage_preset_for_hub(args.preset_dir, repo_id, staging, revision=branch)
+        files = stage_preset_for_hub(args.preset_dir, repo_id, staging, revision=branch, model_class=RealNVP)
         card = upload_preset_folder(staging, repo_id, branch, private=args.private, replace_card=args.replace_card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -136,11 +137,3 @@ def _publish(args):
         print(f"model card: replaced the README.md in {handle} with the generated one (--replace-card)")
     return files
 
-
-def _fail(message):
-    print("error: " + " ".join(str(message).splitlines()), file=sys.stderr)
-    raise SystemExit(EXIT_ERROR)
-
-
-if __name__ == "__main__":
-    main()

@@ -37,18 +37,18 @@ Every setting is checked before any work starts. A usage error ends with one lin
 "error: ...", on stderr and exit status 2; a run that diverged (--max-nonfinite-steps) with
 "error: ..." and status 1.
 
-Examples:
+Examples (in a checkout, `python tools/train.py ...` is the same command):
 
-    KERAS_BACKEND=jax python tools/train.py
-    KERAS_BACKEND=torch python tools/train.py --preset celeba_64 --dataset path/to/celeba_images --epochs 100
-    KERAS_BACKEND=jax python tools/train.py --preset celeba_64_conditional --epochs 100   # on the 40 attributes
-    KERAS_BACKEND=jax python tools/train.py --preset cifar10 --epochs 100 --distribute   # all local GPUs
-    KERAS_BACKEND=tensorflow python tools/train.py --preset cifar10 --epochs 100 --distribute
-    python tools/train.py --output runs/default --resume    # continue an interrupted run exactly
-    python tools/train.py --output runs/default --resume --epochs 8   # ... and train it for longer
-    python tools/train.py --output runs/default --overwrite # start again, the old run moved aside
-    python tools/train.py --preset lsun_bedroom --streaming --shuffle-buffer 20000 --epochs 1  # streamed
-    python tools/train.py --tensorboard --output runs/tb    # also TensorBoard logs (needs tensorflow + tensorboard)
+    KERAS_BACKEND=jax keras-realnvp train
+    KERAS_BACKEND=torch keras-realnvp train --preset celeba_64 --dataset path/to/celeba_images --epochs 100
+    KERAS_BACKEND=jax keras-realnvp train --preset celeba_64_conditional --epochs 100   # on the 40 attributes
+    KERAS_BACKEND=jax keras-realnvp train --preset cifar10 --epochs 100 --distribute   # all local GPUs
+    KERAS_BACKEND=tensorflow keras-realnvp train --preset cifar10 --epochs 100 --distribute
+    keras-realnvp train --output runs/default --resume    # continue an interrupted run exactly
+    keras-realnvp train --output runs/default --resume --epochs 8   # ... and train it for longer
+    keras-realnvp train --output runs/default --overwrite # start again, the old run moved aside
+    keras-realnvp train --preset lsun_bedroom --streaming --shuffle-buffer 20000 --epochs 1  # streamed
+    keras-realnvp train --tensorboard --output runs/tb    # also TensorBoard logs (needs tensorflow + tensorboard)
 
 A GPU is used when the backend sees one; no flag is needed. A conditional preset (condition_dim)
 trains on the dataset's labels: its attribute columns (the preset's label_columns), or its classes,
@@ -59,45 +59,36 @@ line per epoch); warnings (Python's warnings module) and errors to stderr.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[1]
-if (_ROOT / "keras_realnvp").is_dir() and str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
+from keras_realnvp.cli.arguments import ArgumentParser, fail, non_negative_int, positive_int, prog
 
 # A new run's number of epochs; a resumed one keeps its recorded number unless --epochs is given.
 DEFAULT_EPOCHS = 4
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command line of `keras-realnvp train`; a bad one exits with status 2.
+
+    Example:
+
+    >>> args = parse_args(["--epochs", "2", "--filters", "8"])
+    >>> args.epochs, args.filters, args.preset, str(args.output)
+    (2, 8, None, 'runs/default')
+    """
+    parser = ArgumentParser(prog=prog("train"), description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     # Defaults are None so that --resume can tell a setting left out (the recorded one is used)
     # from one given (it must equal the recorded one, or be one that may change).
     parser.add_argument("--preset", default=None,
                         help="built-in preset name, preset folder or hf://owner/repo (default: embedded_16)")
     parser.add_argument("--dataset", default=None,
                         help="'embedded', a local image folder or a Hub dataset id (default: the preset's dataset)")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"epochs (default: {DEFAULT_EPOCHS}; with --resume the recorded number)")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=None,
                         help="steps per epoch (default: one pass over the training images)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="default: the preset's (64)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="default: the preset's (64)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="Adam learning rate, in (0, 1] (default: the preset's, 1e-3)")
     parser.add_argument("--output", type=Path, default=Path("runs/default"),
@@ -110,14 +101,14 @@ def parse_args(argv=None):
     start.add_argument("--overwrite", action="store_true",
                        help="start a new run in an --output that holds one: the old run is moved (never deleted) "
                             "into a new folder beside it, OUTPUT.old-<date>-<time>")
-    parser.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
+    parser.add_argument("--checkpoint-every", type=non_negative_int, default=None,
                         help="also checkpoint every N steps inside an epoch (default: 0, epoch ends only)")
-    parser.add_argument("--stop-after-steps", type=_positive_int, default=None,
+    parser.add_argument("--stop-after-steps", type=positive_int, default=None,
                         help="stop once this global step is reached, as an interruption would")
-    parser.add_argument("--max-nonfinite-steps", type=_positive_int, default=None,
+    parser.add_argument("--max-nonfinite-steps", type=positive_int, default=None,
                         help="steps with a non-finite loss or gradients are skipped (weights unchanged); this many "
                              "in a row stop the run with an error, the last good checkpoint intact (default: 10)")
-    parser.add_argument("--eval-examples", type=_positive_int, default=None,
+    parser.add_argument("--eval-examples", type=positive_int, default=None,
                         help="held-out images for the per-epoch bits/dim (default: 1000)")
     parser.add_argument("--distribute", action=argparse.BooleanOptionalAction, default=None,
                         help="data-parallel over all local devices, the same update as one device with the "
@@ -129,32 +120,29 @@ def parse_args(argv=None):
                       help="read the Hub dataset (or --dataset folder) as a stream: training starts at once, nothing "
                            "is downloaded ahead; examples are buffer-shuffled, another order than the default "
                            "(default: off; with --resume as recorded)")
-    data.add_argument("--shuffle-buffer", type=_positive_int, default=None,
+    data.add_argument("--shuffle-buffer", type=positive_int, default=None,
                       help="with --streaming: examples in the shuffle buffer, which holds their bytes (default: "
                            "10000; with --resume as recorded)")
-    data.add_argument("--num-examples", type=_positive_int, default=None,
+    data.add_argument("--num-examples", type=positive_int, default=None,
                       help="with --streaming: the training split's size, for a Hub dataset that does not record it")
-    data.add_argument("--workers", type=_positive_int, default=None,
+    data.add_argument("--workers", type=positive_int, default=None,
                       help="batches loaded at once, in threads, ahead of the training step; the batches are the "
                            "same for any count (default: 1)")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard logs into OUTPUT/tensorboard (training metrics, learning rate, "
                              "held-out bits/dim per epoch); needs the tensorflow and tensorboard packages")
     for name in ("num-scales", "filters", "num-blocks", "condition-dim"):
-        parser.add_argument(f"--{name}", type=_positive_int, default=None,
+        parser.add_argument(f"--{name}", type=positive_int, default=None,
                             help=f"override the preset's {name.replace('-', '_')} (for quick experiments)")
     return parser.parse_args(argv)
 
 
-def _fail(error, status):
-    # One line, whatever the message: what a user or a script reads last on stderr.
-    print("error: " + " ".join(str(error).split()), file=sys.stderr, flush=True)
-    raise SystemExit(status)
+def run(args) -> dict:
+    """Train as the parsed command line `args` says; returns the run's results (`TrainingRun.run`).
 
-
-def main(argv=None):
-    """Run the command line `argv`; returns the results. A usage error exits with status 2."""
-    args = parse_args(argv)
+    A bad setting, run folder or dataset raises `ValueError`; a run that diverged,
+    `FloatingPointError` (`TrainingDivergedError`).
+    """
     from keras_realnvp.training import TrainingRun  # after parsing: --help loads no backend
 
     overrides = {
@@ -166,22 +154,32 @@ def main(argv=None):
         if value is not None
     }
     epochs = args.epochs if args.epochs is not None or args.resume else DEFAULT_EPOCHS
+    return TrainingRun(
+        preset=args.preset, dataset=args.dataset, output=args.output, epochs=epochs,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
+        overwrite=args.overwrite, checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
+        eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
+        overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps, streaming=args.streaming,
+        shuffle_buffer=args.shuffle_buffer, num_examples=args.num_examples, workers=args.workers,
+        tensorboard=args.tensorboard,
+    ).run()
+
+
+def main(argv=None) -> int:
+    """`keras-realnvp train ARGV`: 0 once the run is done; a usage error exits with status 2, a diverged run 1.
+
+    Example:
+
+    >>> main(["--epochs", "0"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
+    args = parse_args(argv)
     try:
-        run = TrainingRun(
-            preset=args.preset, dataset=args.dataset, output=args.output, epochs=epochs,
-            steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, seed=args.seed, resume=args.resume,
-            overwrite=args.overwrite, checkpoint_every=args.checkpoint_every, stop_after_steps=args.stop_after_steps,
-            eval_examples=args.eval_examples, learning_rate=args.learning_rate, distribute=args.distribute,
-            overrides=overrides, max_nonfinite_steps=args.max_nonfinite_steps, streaming=args.streaming,
-            shuffle_buffer=args.shuffle_buffer, num_examples=args.num_examples, workers=args.workers,
-            tensorboard=args.tensorboard,
-        )
-        return run.run()
+        run(args)
     except FloatingPointError as error:  # TrainingDivergedError: the run failed, the settings were valid
-        _fail(error, 1)
+        fail(error, 1)
     except ValueError as error:  # every check of the settings, the run folder and the data
-        _fail(error, 2)
-
-
-if __name__ == "__main__":
-    main()
+        fail(error, 2)
+    return 0

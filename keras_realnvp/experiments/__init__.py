@@ -24,7 +24,8 @@ from keras_realnvp.experiments.compression import (
     kept_channels,
     kept_fraction,
 )
-from keras_realnvp.experiments.labels import one_hot
+from keras_realnvp.experiments.conditional_training import train_photo_conditional
+from keras_realnvp.experiments.labels import one_hot, recorded_label_names, requested_labels
 from keras_realnvp.experiments.manifold import (
     manifold,
     manifold_angles,
@@ -33,7 +34,7 @@ from keras_realnvp.experiments.manifold import (
     manifold_latents,
 )
 from keras_realnvp.experiments.sampling import extrapolate, sample_grid, sample_in_batches
-from keras_realnvp.experiments.toy import toy_figure
+from keras_realnvp.experiments.toy import toy_figure, train_toy
 
 __all__ = [
     "PAPER_FRACTIONS",
@@ -48,9 +49,13 @@ __all__ = [
     "manifold_image_cells",
     "manifold_latents",
     "one_hot",
+    "recorded_label_names",
+    "requested_labels",
     "sample_grid",
     "sample_in_batches",
     "swap_attributes",
     "swap_grid",
     "toy_figure",
+    "train_photo_conditional",
+    "train_toy",
 ]

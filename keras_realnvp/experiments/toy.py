@@ -134,3 +134,32 @@ def toy_figure(
             top, left = gap + row * (height + gap), gap + column * (width + gap)
             figure[top : top + height, left : left + width] = panels[row][column]
     return figure
+
+
+def train_toy(steps: int = 600, seed: int = 0, num_points: int = 4096, batch_size: int = 256,
+              learning_rate: float = 3e-3):
+    """Figure 1's model: a `RealNVP2D` (`TOY_2D_CONFIG`) trained on `two_moons` for about `steps` Adam steps.
+
+    Trains whole epochs over `num_points` two-moons points (`seed`), as many as `steps`
+    batches of `batch_size` need (rounded up); `model.optimizer.iterations` holds the
+    steps taken. Seeds Keras (`keras.utils.set_random_seed(seed)`), so a run repeats.
+
+    Example:
+
+    >>> from keras_realnvp.models.toy2d import two_moons
+    >>> model = train_toy(steps=1, num_points=512)
+    >>> int(model.optimizer.iterations), toy_figure(model, two_moons(20, seed=1), panel_size=64).shape
+    (2, (168, 140, 3))
+    """
+    import keras
+
+    from keras_realnvp.models.toy2d import TOY_2D_CONFIG, two_moons
+
+    steps, batch_size = check_positive_int(steps, "steps"), check_positive_int(batch_size, "batch_size")
+    keras.utils.set_random_seed(seed)
+    data = two_moons(num_points, seed=seed)
+    model = RealNVP2D(**TOY_2D_CONFIG, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    epochs = -(-steps * batch_size // len(data))
+    model.fit(data, batch_size=batch_size, epochs=epochs, verbose=0)
+    return model
