@@ -24,6 +24,24 @@ def float64_available() -> bool:
     return bool(jax.config.jax_enable_x64)
 
 
+def enable_float64() -> bool:
+    """Let this backend compute in float64 (JAX: turn on `jax_enable_x64`); returns `float64_available()`.
+
+    Call it before building the model that needs float64 (the brute-force Jacobian of the
+    diagnostics): JAX's setting applies to arrays created afterwards.
+
+    Example (skipped here: on JAX it changes the setting for the whole process):
+
+    >>> enable_float64()  # doctest: +SKIP
+    True
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return float64_available()
+
+
 def jacobian(batch_fn, x, chunk=64):
     """The full Jacobian of `batch_fn` at one example `x`, `chunk` rows per reverse pass.
 

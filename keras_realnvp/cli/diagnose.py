@@ -192,12 +192,11 @@ def run(args) -> list:
     that failed outright.
     """
     import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)  # the brute-force Jacobian in float64
     import numpy as np
+
+    from keras_realnvp.backend.autodiff import enable_float64
+
+    enable_float64()  # the brute-force Jacobian in float64 (JAX: jax_enable_x64)
 
     from keras_realnvp import RealNVP
     from keras_realnvp.diagnostics import DEFAULT_JACOBIAN_CHUNK, DEFAULT_JACOBIAN_MAX_DIMS, diagnose, format_report

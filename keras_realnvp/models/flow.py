@@ -17,11 +17,12 @@ from keras import ops
 from keras_realnvp.backend.compiled import compile_inference, run_inference
 from keras_realnvp.models.input_checks import as_array, check_count, check_labels, check_temperature
 from keras_realnvp.models.size_limits import check_seed
+from keras_realnvp.tensor_types import ArrayLike, Seed, Shape, Tensor
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def bits_per_dim_from_log_prob(log_prob, dims):
+def bits_per_dim_from_log_prob(log_prob: ArrayLike, dims: ArrayLike) -> Tensor:
     """`-log_prob / (dims ln 2)`: a log-density in nats per example, as bits per dimension.
 
     `log_prob` may be a number, a NumPy array or a tensor of any backend; `dims` (values
@@ -102,7 +103,7 @@ class Flow(keras.Model):
     # ------------------------------------------------------------ shared
 
     @staticmethod
-    def prior_log_prob(latents):
+    def prior_log_prob(latents: list) -> Tensor:
         """Per-example log-density of the latents (a tensor or a list) under the unit Gaussian prior.
 
         Example:
@@ -150,7 +151,7 @@ class Flow(keras.Model):
 
     # ------------------------------------------------------------ public
 
-    def log_prob(self, x, labels=None):
+    def log_prob(self, x: ArrayLike, labels: ArrayLike | None = None) -> Tensor:
         """Log-density `log p_X(x)` in nats, one value per example.
 
         Args:
@@ -218,7 +219,7 @@ class Flow(keras.Model):
         x, labels = self._prepare(x, labels)
         return self._inference("forward", self._forward_fn)(x, labels)[1]
 
-    def bits_per_dim(self, x, labels=None):
+    def bits_per_dim(self, x: ArrayLike, labels: ArrayLike | None = None) -> Tensor:
         """`-log_prob / (D ln 2)` per example (`bits_per_dim_from_log_prob`): the paper's Table 1 unit.
 
         Differentiable with respect to `x` when the caller differentiates, like `log_prob`.
@@ -241,7 +242,7 @@ class Flow(keras.Model):
             dims = math.prod(shape)
         return bits_per_dim_from_log_prob(log_prob, dims)
 
-    def encode(self, x, labels=None):
+    def encode(self, x: ArrayLike, labels: ArrayLike | None = None) -> list | Tensor:
         """The latents `f(x)`; differentiable like `log_prob`, a plain call keeps no graph.
 
         Example:
@@ -254,7 +255,7 @@ class Flow(keras.Model):
         x, labels = self._prepare(x, labels)
         return self._from_list(self._inference("forward", self._forward_fn)(x, labels)[0])
 
-    def decode(self, latents, labels=None):
+    def decode(self, latents: list | ArrayLike, labels: ArrayLike | None = None) -> Tensor:
         """The exact inverse `f^-1` of `encode`; differentiable with respect to the latents like `log_prob`.
 
         The latents' shapes are checked on every call, their values (finite) wherever they exist.
@@ -274,7 +275,8 @@ class Flow(keras.Model):
         latents = [ops.convert_to_tensor(z, dtype=self._flow_dtype) for z in latents]
         return self._inference("decode", self._decode_fn)(latents, labels)
 
-    def sample_latents(self, num_samples, temperature=1.0, seed=None, image_shape=None):
+    def sample_latents(self, num_samples: int, temperature: float = 1.0, seed: Seed = None,
+                       image_shape: Shape | None = None) -> list | Tensor:
         """Latents drawn from the prior `N(0, T^2 I)`, shaped as `encode` returns them.
 
         Args:
@@ -299,7 +301,8 @@ class Flow(keras.Model):
         draws = [temperature * keras.random.normal((num_samples, *s), dtype=dtype, seed=generator) for s in shapes]
         return self._from_list(draws)
 
-    def sample(self, num_samples, temperature=1.0, seed=None, image_shape=None, labels=None):
+    def sample(self, num_samples: int, temperature: float = 1.0, seed: Seed = None, image_shape: Shape | None = None,
+               labels: ArrayLike | None = None) -> Tensor:
         """Draw examples: `z ~ N(0, T^2 I)`, `x = f^-1(z)`.
 
         Args:

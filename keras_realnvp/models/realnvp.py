@@ -1,6 +1,8 @@
 """The multi-scale Real NVP model of section 3.6."""
 
 import inspect
+import os
+from pathlib import Path
 
 import keras
 
@@ -11,6 +13,7 @@ from keras_realnvp.models.input_checks import check_image_shape, check_images, c
 from keras_realnvp.models.objective import TrainingObjective
 from keras_realnvp.models.scales import Scale, coupling_widths, scale_shapes, spatial_rule
 from keras_realnvp.models.size_limits import check_model_size
+from keras_realnvp.tensor_types import Shape, Tensor
 
 
 class _BuiltinPresets:
@@ -101,17 +104,17 @@ class RealNVP(TrainingObjective, Flow):
 
     def __init__(
         self,
-        image_shape,
-        num_scales=2,
-        filters=64,
-        num_blocks=8,
-        alpha=0.05,
-        bn_momentum=0.95,
-        bn_epsilon=1e-4,
-        bn_mode="running_average",
-        l2_scale=5e-5,
-        condition_dim=None,
-        seed=None,
+        image_shape: Shape,
+        num_scales: int = 2,
+        filters: int = 64,
+        num_blocks: int = 8,
+        alpha: float = 0.05,
+        bn_momentum: float = 0.95,
+        bn_epsilon: float = 1e-4,
+        bn_mode: str = "running_average",
+        l2_scale: float = 5e-5,
+        condition_dim: int | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         # Pixel values must reach the flow unrounded: no casting of float inputs to a mixed
@@ -215,7 +218,7 @@ class RealNVP(TrainingObjective, Flow):
 
     # ------------------------------------------------------- the scales
 
-    def scales(self, image_shape=None):
+    def scales(self, image_shape: Shape | None = None) -> list:
         """The scales of the flow, finest first: one `Scale` (layers and shapes) each.
 
         The one walk over the multi-scale structure (`keras_realnvp.models.scales`): the
@@ -242,7 +245,7 @@ class RealNVP(TrainingObjective, Flow):
 
     # ----------------------------------------------------------------- the flow
 
-    def forward_flow(self, x, condition=None, training=False):
+    def forward_flow(self, x: Tensor, condition: Tensor | None = None, training: bool = False) -> tuple:
         """`f(x)`: pixel values to `(latents, log|det df/dx|)`, no input checks.
 
         The building block of the public methods; usable inside compiled code.
@@ -255,7 +258,7 @@ class RealNVP(TrainingObjective, Flow):
             log_det = log_det + scale_log_det
         return latents, log_det
 
-    def inverse_flow(self, latents, condition=None):
+    def inverse_flow(self, latents: list, condition: Tensor | None = None) -> Tensor:
         """`f^-1(latents)`: back to pixel values, no input checks."""
         h = None
         for scale, z in zip(reversed(self._scales_at(self.image_shape)), reversed(latents)):
@@ -313,7 +316,7 @@ class RealNVP(TrainingObjective, Flow):
     def _check_latents(self, latents):
         return check_latent_list(latents, self.num_scales, self.image_shape[-1])
 
-    def latent_shapes(self, image_shape=None):
+    def latent_shapes(self, image_shape: Shape | None = None) -> list:
         """The per-example latent shapes for images of `image_shape` (default: the model's).
 
         Example:
@@ -351,7 +354,7 @@ class RealNVP(TrainingObjective, Flow):
     presets = _BuiltinPresets()
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **overrides):
+    def from_preset(cls, preset: str | os.PathLike, load_weights: bool = True, **overrides) -> "RealNVP":
         """Build a model from a preset: a local folder, a built-in name, or `hf://owner/repo`.
 
         A local folder always wins over a built-in name. Built-in names are listed by
@@ -377,7 +380,7 @@ class RealNVP(TrainingObjective, Flow):
         return Preset.open(preset, cls, need_weights=load_weights).build(load_weights=load_weights, **overrides)
 
     @classmethod
-    def check_config_size(cls, arguments, where=None):
+    def check_config_size(cls, arguments: dict, where: str | os.PathLike | None = None) -> None:
         """Check stored constructor `arguments` against the size limits, before anything is built.
 
         The closed-form limits of `keras_realnvp.models.size_limits`, for a preset's
@@ -395,7 +398,7 @@ class RealNVP(TrainingObjective, Flow):
         names = ("image_shape", "num_scales", "filters", "num_blocks", "condition_dim", "seed")
         check_model_size(**{name: arguments.get(name, defaults[name]) for name in names}, where=where)
 
-    def save_to_preset(self, preset_dir, metadata=None):
+    def save_to_preset(self, preset_dir: str | os.PathLike, metadata: dict | None = None) -> Path:
         """Write a KerasHub-style preset folder (`config.json`, `metadata.json`, weights).
 
         Example:

@@ -64,12 +64,12 @@ class RealNVP2D(Flow):
 
     def __init__(
         self,
-        dim=2,
-        num_couplings=6,
-        units=64,
-        num_layers=1,
-        mask_type="checkerboard",
-        seed=None,
+        dim: int = 2,
+        num_couplings: int = 6,
+        units: int = 64,
+        num_layers: int = 1,
+        mask_type: str = "checkerboard",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -167,7 +167,7 @@ class RealNVP2D(Flow):
         }
 
 
-def two_moons(num_points, noise=0.05, seed=None):
+def two_moons(num_points: int, noise: float = 0.05, seed: int | None = None) -> np.ndarray:
     """Two interleaving half circles, centred and scaled: figure 1's kind of toy data (no sklearn).
 
     Half of the points (rounded up) lie on the upper moon `(cos t, sin t)`, the rest

@@ -1,7 +1,9 @@
 """`Preset`: a preset resolved and read once (folder, checked config, metadata), and the model it builds."""
 
 import dataclasses
+import os
 from pathlib import Path
+from typing import Any
 
 from keras_realnvp.presets.preset_folder import (
     CONFIG_FILE,
@@ -40,7 +42,7 @@ class Preset:
     model_class: type
 
     @classmethod
-    def open(cls, handle, model_class, need_weights: bool = True) -> "Preset":
+    def open(cls, handle: str | os.PathLike, model_class: type, need_weights: bool = True) -> "Preset":
         """Resolve `handle` to a local folder and read its metadata and config once.
 
         `need_weights=False` accepts a built-in preset whose weights are not published
@@ -60,7 +62,7 @@ class Preset:
         """What training recorded (`keras-realnvp train`'s `trained` entry), or `{}` for a config-only preset."""
         return dict(self.metadata.get("trained", {}))
 
-    def build(self, load_weights: bool = True, **overrides):
+    def build(self, load_weights: bool = True, **overrides) -> Any:
         """The model, with the preset's weights unless `load_weights=False`.
 
         `overrides` replace entries of the stored configuration (for example `image_shape`
