@@ -210,11 +210,9 @@ def configure_xla_cpu(environ=None) -> bool:
 
     `import keras_realnvp` calls this once. XLA reads `XLA_FLAGS` when JAX first computes
     something, so it takes effect unless JAX has already run a computation in the process.
-    Measured on 2 cores of an Intel Xeon (jaxlib 0.10.2), a 16 x 32 x 32 x 64 3x3 convolution:
-    forward 120 -> 214 GFLOP/s, weight gradient 37 -> 138; the cifar10 architecture at batch 16
-    trains about 1.2x and evaluates about 1.3x faster, and its training step compiles in about
-    40 s instead of 63. Without YNNPACK at all (an empty list), the batch norms' reductions would
-    run about 20x slower. The flag concerns only XLA's CPU backend (a GPU is unaffected).
+    YNNPACK's convolutions are slower than XLA's own on CPU, its reductions far faster
+    (docs/performance.md has the measurements). The flag concerns only XLA's CPU backend
+    (a GPU is unaffected).
 
     Nothing changes if the backend is not JAX, if `XLA_FLAGS` already sets the flag (to any value:
     that is how to opt out; `--xla_cpu_experimental_ynn_fusion_type=+reduce` keeps XLA's default

@@ -35,9 +35,8 @@ buffer_size=buffer_size)` with `set_epoch(p)`, a stream that depends only on the
 - Resume. A run resuming at step `s` opens the stream of `s`'s pass and reads and
   discards the `(s mod batches_per_pass) * batch_size` examples before it, without
   decoding them: exact, at the cost of reading (for the Hub: downloading) that part of
-  the pass again. Measured (`tools/benchmarks/data_loading.py`, 2 cores): about 14,000
-  examples/s from local Parquet shards of CelebA-sized JPEGs, against about 500 images/s
-  decoded and preprocessed; from the Hub the skipped examples' bytes are downloaded, so
+  the pass again: skipping is far faster than decoding (docs/training.md has the figures
+  of `keras_realnvp.benchmarks.data_loading`); from the Hub the skipped examples' bytes are downloaded, so
   resuming late in a pass of LSUN bedroom (3 million images) means downloading most of
   the pass again. Shuffling cannot be skipped past (`IterableDataset.skip` after a
   shuffle would also freeze the shard order of later passes). The checkpointable

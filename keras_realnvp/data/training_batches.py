@@ -14,8 +14,7 @@ are identical whatever the worker count. Threads (`use_multiprocessing=False`) s
 PIL releases the GIL while it decodes and resizes. Processes (`use_multiprocessing=True`)
 fork the training process, which JAX warns may deadlock (it is multithreaded), and copy
 every batch back through a pipe; on 2 shared cores they were slower than threads
-(`tools/benchmarks/data_loading.py`: 9.7 batches/s with 2 processes, 14.1 with 4 threads,
-12.0 serially, for 64 CelebA images).
+(`keras_realnvp.benchmarks.data_loading` measures it; docs/training.md has the figures).
 """
 
 import functools

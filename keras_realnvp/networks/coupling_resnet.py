@@ -68,11 +68,9 @@ class CouplingResNet(keras.layers.Layer):
     Under a mixed policy (`"mixed_bfloat16"`) the head, its batch norm and 1x1 convolution,
     computes in the variables' dtype (float32), as Keras' mixed-precision guide advises for
     a model's outputs. `s` and `t` must resolve shifts far finer than bfloat16's 3
-    significant digits (a dequantization step is 1/256 of the pixel range). Measured with
-    `tools/benchmark.py --quality-steps 100` (cifar10 architecture, TensorFlow): held-out
-    bits/dim 18.0 with a bfloat16 head, 5.8 with this float32 head, 6.2 all in float32;
-    training bits/dim of the last 10 steps 7.67, 5.70 and 5.71. The head is about 0.1%
-    of the network's FLOPs.
+    significant digits (a dequantization step is 1/256 of the pixel range); a bfloat16 head
+    trains far worse (docs/performance.md has the figures). The head is about 0.1% of the
+    network's FLOPs.
 
     Args:
         filters: hidden feature maps.

@@ -161,7 +161,7 @@ class CheckpointEvery(keras.callbacks.Callback):
     >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
     >>> model.compile(optimizer="adam")
     >>> manager = CheckpointManager(tempfile.mkdtemp())
-    >>> saver = CheckpointEvery(manager, every=2, first_step=0, extra_fn=lambda step: {})
+    >>> saver = CheckpointEvery(manager, every=2, first_step=0, extra_fn=lambda: {})
     >>> images = np.random.uniform(0, 256, (16, 8, 8, 1)).astype("float32")
     >>> _ = model.fit(images, batch_size=4, shuffle=False, verbose=0, callbacks=[saver])
     >>> [entry["step"] for entry in manager.entries()]
@@ -182,4 +182,4 @@ class CheckpointEvery(keras.callbacks.Callback):
         if self.every and step % self.every == 0 and not (logs or {}).get(SKIPPED_KEY):
             if hasattr(self.model, "jax_state_sync"):
                 self.model.jax_state_sync()  # on JAX the weights live outside the model during fit
-            self.manager.save(self.model, step, self.extra_fn(step))
+            self.manager.save(self.model, step, self.extra_fn())

@@ -44,7 +44,9 @@ class EpochLoop:
         last = min(total, self.stop_after_steps or total)
         guard = SkipNonFiniteSteps(self.max_nonfinite_steps, verbose=self.verbose)
         guard.skipped_steps = list(skipped)
-        state = lambda s: {"history": history, "skipped_steps": list(guard.skipped_steps)}  # noqa: E731
+        def state():  # what a checkpoint records besides the weights
+            return {"history": history, "skipped_steps": list(guard.skipped_steps)}
+
         board = tensorboard_callback(self.output / "tensorboard") if self.tensorboard else None
         batches_class = StreamingBatches if self.streaming else TrainingBatches
         # What the epoch's fit calls in this process took, for its images/s and seconds.
@@ -104,5 +106,5 @@ class EpochLoop:
                 record["seconds"] = round(time.perf_counter() - epoch_start, 3)
                 epoch_images, epoch_fit_seconds, epoch_start = 0, 0.0, None
                 write_metrics(self.output, history)
-            manager.save(model, step, state(step))
+            manager.save(model, step, state())
         return step, guard
