@@ -151,3 +151,44 @@ def central_differences(fn, x, step):
     batch = np.concatenate([x[None] + offsets, x[None] - offsets]).reshape(-1, *x.shape[1:])
     values = to_numpy(fn(batch)).astype("float64").reshape(2, dims, count)
     return ((values[0] - values[1]) / (2.0 * step)).T.reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------- shared layer checks
+# The three checks every bijective piece passes (tests/bijectors), reused by the networks
+# (serialization) and the models (inverse and log-det of the whole flow), as KerasHub reuses
+# its `run_layer_test`.
+
+
+def _flat(outputs):
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [to_numpy(o) for o in outputs]
+
+
+def check_inverse(forward, inverse, x, atol):
+    """`inverse(forward(x)) == x` to `atol` (absolute), for any forward/inverse pair."""
+    np.testing.assert_allclose(_flat(inverse(forward(x)))[0], np.asarray(x), atol=atol, rtol=0)
+
+
+def check_log_det(forward_with_log_det, x, atol):
+    """The log-det `forward_with_log_det(x)` returns against `slogdet` of the autodiff Jacobian.
+
+    `forward_with_log_det` maps a batch to `(outputs, log_det)`: `outputs` one array or a list
+    of arrays (a model's latents), `log_det` of shape `(batch,)`.
+    """
+    outputs, log_det = forward_with_log_det(x)
+    assert tuple(log_det.shape) == (len(x),)
+    expected = brute_force_log_det(
+        lambda batch: list(forward_with_log_det(batch)[0]) if isinstance(outputs, (list, tuple))
+        else [forward_with_log_det(batch)[0]], x
+    )
+    np.testing.assert_allclose(to_numpy(log_det), expected, atol=atol, rtol=0)
+
+
+def check_serialization(layer, inputs, build_shape=None, **call_kwargs):
+    """A layer rebuilt from `serialize_keras_object` with the same weights computes the same outputs exactly."""
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    if not clone.built:  # deserialization rebuilds from the stored build config
+        clone.build(build_shape)
+    clone.set_weights(layer.get_weights())
+    for got, expected in zip(_flat(clone(inputs, **call_kwargs)), _flat(layer(inputs, **call_kwargs)), strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
-from helpers import brute_force_log_det, randomize_weights, to_numpy
+from helpers import check_inverse, check_log_det, randomize_weights, to_numpy
 
 from keras_realnvp import RealNVP
 
@@ -30,14 +30,15 @@ def test_cifar10_depth_round_trip_with_random_weights(rng):
 
 
 def test_model_log_det_matches_brute_force_jacobian(rng):
+    # The same checks as every bijector's (tests/helpers.py), on the whole flow in float64.
     model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, dtype="float64")
     randomize_weights(model, seed=2)
     x = rng.uniform(1.0, 255.0, size=(2, 8, 8, 3))
-    log_prob = to_numpy(model.log_prob(x))
-    latents = model.encode(x)
-    log_det = log_prob - to_numpy(model.prior_log_prob(latents))
-    expected = brute_force_log_det(lambda batch: model.forward_flow(batch)[0], x)
-    np.testing.assert_allclose(log_det, expected, atol=1e-5, rtol=0)
+    check_log_det(model.forward_flow, x, atol=1e-5)
+    check_inverse(lambda batch: model.forward_flow(batch)[0], model.inverse_flow, x, atol=1e-9)
+    # and log_prob is the prior of the latents plus that log-det
+    log_det = to_numpy(model.log_prob(x)) - to_numpy(model.prior_log_prob(model.encode(x)))
+    np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-9, rtol=0)
 
 
 def _set_couplings_to_identity(model):

@@ -1,0 +1,65 @@
+"""The s/t networks and the weight-normalized convolution: serialization (the bijectors' shared
+check, tests/helpers.py), output shapes, and conditioning."""
+
+import numpy as np
+import pytest
+from helpers import check_serialization, randomize_weights, to_numpy
+
+from keras_realnvp.networks import CouplingResNet, WeightNormConv2D
+from keras_realnvp.networks.coupling_mlp import CouplingMLP
+
+
+def _networks():
+    return {
+        "resnet": (lambda: CouplingResNet(filters=6, num_blocks=2, output_channels=4, dtype="float64"), (2, 4, 4, 2)),
+        "resnet_conditional": (
+            lambda: CouplingResNet(filters=6, num_blocks=1, output_channels=4, condition_dim=3, dtype="float64"),
+            (2, 4, 4, 2),
+        ),
+        "mlp": (lambda: CouplingMLP(units=8, num_layers=2, output_units=4, dtype="float64"), (3, 2)),
+        "mlp_conditional": (
+            lambda: CouplingMLP(units=8, num_layers=1, output_units=4, condition_dim=3, dtype="float64"), (3, 2)
+        ),
+        "weight_norm_conv": (lambda: WeightNormConv2D(5, 3, dtype="float64"), (2, 4, 4, 2)),
+    }
+
+
+def _call_kwargs(name, batch, rng):
+    return {"condition": rng.normal(size=(batch, 3))} if name.endswith("conditional") else {}
+
+
+@pytest.mark.parametrize("name", sorted(_networks()))
+def test_serialization_round_trip(name, rng):
+    factory, shape = _networks()[name]
+    layer = factory()
+    x = rng.normal(size=shape)
+    kwargs = _call_kwargs(name, shape[0], rng)
+    layer(x, **kwargs)  # builds it
+    randomize_weights(layer, seed=1)
+    check_serialization(layer, x, build_shape=shape, **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(_networks()))
+def test_outputs_have_the_declared_shape_and_depend_on_the_input(name, rng):
+    factory, shape = _networks()[name]
+    layer = factory()
+    x = rng.normal(size=shape)
+    kwargs = _call_kwargs(name, shape[0], rng)
+    layer(x, **kwargs)
+    randomize_weights(layer, seed=2)
+    y = to_numpy(layer(x, **kwargs))
+    assert y.shape == tuple(layer.compute_output_shape(shape)), (y.shape, shape)
+    assert np.all(np.isfinite(y))
+    assert np.abs(y - to_numpy(layer(x + 0.5, **kwargs))).max() > 1e-6  # not a constant
+
+
+@pytest.mark.parametrize("name", ["resnet_conditional", "mlp_conditional"])
+def test_the_condition_changes_the_output(name, rng):
+    factory, shape = _networks()[name]
+    layer = factory()
+    x = rng.normal(size=shape)
+    layer(x, condition=np.zeros((shape[0], 3)))
+    randomize_weights(layer, seed=3)
+    a = to_numpy(layer(x, condition=np.zeros((shape[0], 3))))
+    b = to_numpy(layer(x, condition=np.ones((shape[0], 3))))
+    assert np.abs(a - b).max() > 1e-6
