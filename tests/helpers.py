@@ -1,5 +1,7 @@
 """Reusable checks: invertibility, brute-force log-determinants, gradients, weights."""
 
+import shutil
+
 import keras
 import numpy as np
 from keras import ops
@@ -192,3 +194,15 @@ def check_serialization(layer, inputs, build_shape=None, **call_kwargs):
     clone.set_weights(layer.get_weights())
     for got, expected in zip(_flat(clone(inputs, **call_kwargs)), _flat(layer(inputs, **call_kwargs)), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def lay_out_hub_cache(folder, cache, repo_id: str) -> None:
+    """Write `folder`'s files into a Hugging Face Hub cache, as a download would have."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for path in folder.iterdir():
+        shutil.copy2(path, snapshot / path.name)

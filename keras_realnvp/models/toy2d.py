@@ -9,7 +9,7 @@ from keras_realnvp.models.flow import Flow
 from keras_realnvp.models.input_checks import check_count, check_vectors
 from keras_realnvp.models.size_limits import check_toy_model_size
 
-# The configuration of the README's figure-1 picture and of tests/test_toy2d.py: trains on
+# The configuration of the README's figure-1 picture and of tests/models/test_toy2d.py: trains on
 # two moons in a few seconds on a CPU.
 TOY_2D_CONFIG = {"dim": 2, "num_couplings": 6, "units": 64, "num_layers": 1}
 

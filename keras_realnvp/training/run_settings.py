@@ -38,7 +38,7 @@ FIXED = (*REQUESTED, "model", "dataset_spec", "optimizer")
 # stopped mid-epoch (--stop-after-steps 4 of 2 x 3 steps, --checkpoint-every 2) and resumed with 2
 # workers ended with other weights (max |diff| 0.11) than the same run uninterrupted, although the
 # uninterrupted runs with 1 and 2 workers agree exactly and Keras' adapter yields the same batches;
-# with 1 worker the resume is exact (tests/test_train_tool.py). More workers stay available.
+# with 1 worker the resume is exact (tests/cli/test_train_tool.py). More workers stay available.
 DEFAULT_WORKERS = 1
 # What a run.json written before the streaming settings existed means by their absence.
 _UNRECORDED = {"streaming": False, "shuffle_buffer": None, "num_examples": None}

@@ -9,8 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import TINY_RUN, run_tiny, to_numpy
-from test_presets import lay_out_hub_cache
+from helpers import TINY_RUN, lay_out_hub_cache, run_tiny, to_numpy
 
 from keras_realnvp import RealNVP
 from keras_realnvp.cli import train as train_tool
@@ -18,7 +17,7 @@ from keras_realnvp.data.sources import open_source
 from keras_realnvp.data.training_batches import evaluation_images
 from keras_realnvp.evaluation import held_out_bits_per_dim
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _held_out(model, seed=TINY_RUN["seed"]):
@@ -72,12 +71,12 @@ def test_hub_cache_and_publish_dry_run_load_the_same(trained, tmp_path):
     for handle, folder in handles.items():
         lay_out_hub_cache(folder, cache, handle[len("hf://"):])
     code = (
-        "import sys, json; sys.path.insert(0, sys.argv[1]);"
+        "import sys, json; sys.path[:0] = sys.argv[1:3];"
         "from test_train_tool import _held_out; from keras_realnvp import RealNVP;"
-        "print(json.dumps([_held_out(RealNVP.from_preset(h)) for h in sys.argv[2:]]))"
+        "print(json.dumps([_held_out(RealNVP.from_preset(h)) for h in sys.argv[3:]]))"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
-    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests"), *handles], env=env,
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "cli"), str(ROOT / "tests"), *handles], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(json.loads(result.stdout.strip().splitlines()[-1]), [recorded] * 2, atol=1e-5)

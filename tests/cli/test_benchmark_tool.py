@@ -13,7 +13,7 @@ import pytest
 from keras_realnvp.benchmarks import compare
 from keras_realnvp.cli import benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compare_runs_every_dtype_policy_in_the_same_rounds(tmp_path, capsys):

@@ -2,16 +2,14 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from helpers import randomize_weights, to_numpy
+from helpers import lay_out_hub_cache, randomize_weights, to_numpy
 
 from keras_realnvp import RealNVP
 from keras_realnvp.presets import builtin_preset_names, preset_metadata
@@ -153,18 +151,6 @@ def test_configs_from_other_versions_or_other_classes_are_refused(tmp_path):
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match=r"format version 99"):
         RealNVP.from_preset(str(folder))
-
-
-def lay_out_hub_cache(folder: Path, cache: Path, repo_id: str) -> None:
-    """Write `folder`'s files into a Hugging Face Hub cache, as a download would have."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for path in folder.iterdir():
-        shutil.copy2(path, snapshot / path.name)
 
 
 HUB_LOADER = textwrap.dedent(

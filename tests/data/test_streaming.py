@@ -26,7 +26,7 @@ from keras_realnvp.data.streaming import StreamingSource, StreamLabels
 from keras_realnvp.data.streaming_batches import StreamingBatches
 from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HUB_ID = "keras-realnvp-tests/streamed"
 CLASSES = ["a", "b", "c"]
 ATTRIBUTES = ["Smiling", "Young"]

@@ -17,7 +17,7 @@ from keras_realnvp.cli import train as train_tool
 from keras_realnvp.training import CheckpointManager, RunFolderError, RunLock, TrainingRun
 from keras_realnvp.training.run_folder import open_run_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _files(folder):

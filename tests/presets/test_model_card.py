@@ -20,7 +20,7 @@ from huggingface_hub import ModelCard
 from keras_realnvp import RealNVP
 from keras_realnvp.presets.model_card import model_card, run_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_SPEC = {"name": "embedded photo patches", "source": "embedded", "patch_size": 16}
 CIFAR_SPEC = {"name": "CIFAR-10", "hub_id": "uoft-cs/cifar10", "eval_split": "test"}
 TINY_CONFIG = {"image_shape": [8, 8, 1], "num_scales": 1, "filters": 4, "num_blocks": 1, "bn_mode": "batch"}

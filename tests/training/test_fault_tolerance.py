@@ -17,7 +17,7 @@ from helpers import TINY, TINY_RUN, run_tiny, to_numpy
 from keras_realnvp import RealNVP
 from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError, TrainingRun
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _assert_same_weights(folder, reference, atol=1e-6):

@@ -2,7 +2,7 @@
 
 Nothing here reaches the Hub: `huggingface_hub.HfApi`'s methods are replaced by recorders (and, to
 see how a missing repo or branch is read, the single metadata request under `HfApi.file_exists`).
-The card's content is tested in tests/test_model_card.py.
+The card's content is tested in tests/presets/test_model_card.py.
 """
 
 import doctest

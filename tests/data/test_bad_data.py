@@ -19,7 +19,7 @@ from keras_realnvp.data.preprocessing import preprocess, to_array
 from keras_realnvp.data.sources import ArraySource, open_source
 from keras_realnvp.data.training_batches import TrainingBatches, evaluation_images
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"held_out_every": 1000}  # everything in the train split
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from keras_realnvp import cli
 from keras_realnvp.cli import sample
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("train", "evaluate", "sample", "publish", "diagnose")
 SCRIPT = Path(sys.executable).parent / "keras-realnvp"
 
