@@ -76,7 +76,8 @@ def test_hub_cache_and_publish_dry_run_load_the_same(trained, tmp_path):
         "print(json.dumps([_held_out(RealNVP.from_preset(h)) for h in sys.argv[3:]]))"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
-    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "cli"), str(ROOT / "tests"), *handles], env=env,
+    paths = [str(ROOT / "tests" / "cli"), str(ROOT / "tests")]
+    result = subprocess.run([sys.executable, "-c", code, *paths, *handles], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(json.loads(result.stdout.strip().splitlines()[-1]), [recorded] * 2, atol=1e-5)
