@@ -176,8 +176,11 @@ def test_the_held_out_evaluation_shows_a_progress_bar_and_the_same_numbers(capsy
 # ----------------------------------------------------------------------------- TensorBoard
 
 
-@pytest.mark.skipif(not TENSORBOARD_MISSING, reason="tensorflow and tensorboard are installed: nothing to refuse")
-def test_tensorboard_without_its_packages_is_refused_at_startup(tmp_path, capsys):
+def test_tensorboard_without_its_packages_is_refused_at_startup(tmp_path, capsys, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    # As if tensorboard were not installed (it is, in the test extra).
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard"
+                        else real_find_spec(name, *a))
     with pytest.raises(ValueError, match=r"--tensorboard .* needs the tensorflow and tensorboard packages"):
         TrainingRun(**TINY_RUN, output=tmp_path / "run", tensorboard=True)
     with pytest.raises(SystemExit) as raised:
@@ -194,6 +197,20 @@ def test_tensorboard_logs_hold_the_training_and_held_out_curves(tmp_path):
     for part in ("train", "validation"):
         assert list((tmp_path / "tensorboard" / part).glob("events.out.tfevents.*")), part
     assert json.loads((tmp_path / "run.json").read_text())["settings"]["tensorboard"] is True
+    # What TensorBoard reads back: one held-out point per epoch, the values of the results.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    board = EventAccumulator(str(tmp_path / "tensorboard" / "validation"), size_guidance={"tensors": 0})
+    board.Reload()
+    points = [(e.step, float(np.asarray(tensor_util.make_ndarray(e.tensor_proto))))
+              for e in board.Tensors("epoch_bits_per_dim")]
+    expected = [(i, record["held_out_bits_per_dim"]) for i, record in enumerate(results["history"])]
+    assert [step for step, _ in points] == [step for step, _ in expected]
+    np.testing.assert_allclose([v for _, v in points], [v for _, v in expected], rtol=1e-6)
+    train = EventAccumulator(str(tmp_path / "tensorboard" / "train"), size_guidance={"tensors": 0})
+    train.Reload()
+    assert len(train.Tensors("epoch_bits_per_dim")) == 2  # fit's training metric, per epoch
 
 
 # ----------------------------------------------------------------------------- streamed data
