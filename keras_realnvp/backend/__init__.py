@@ -9,6 +9,8 @@ reference or an equivalent on every backend:
 - `replicas`: the device scope of data-parallel training and `tf.distribute` reductions,
   including undoing a non-finite step on all replicas at once;
 - `autodiff`: the brute-force Jacobian through the backend's reverse mode, and float64;
+- `batch_norm`: per-channel batch normalization through PyTorch's fused kernel, the
+  `keras.ops` reference on the other backends (tested equal in values and gradients);
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 

@@ -3,21 +3,22 @@
 import keras
 from keras import ops
 
-from keras_realnvp.backend import replicas
+from keras_realnvp.backend.batch_norm import batch_norm
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
 
 
 def batch_norm_relu(bn, x, training, bias=None):
     """`relu(bn(x + bias))` for a `keras.layers.BatchNormalization` `bn` (axis -1), fused.
 
-    The same values and the same moving-average updates as calling the layer, computed as
-    one per-channel scale and shift: `relu(x * scale + shift)`. Keras' layer normalizes in
-    several element-wise passes, which PyTorch runs one by one (compiled backends fuse
-    them either way), and `bias`, the bias of the convolution before, is folded into
-    `shift` instead of being added to the activations in a pass of its own. Statistics
-    are computed in float32 at least, as the layer does (mixed precision), and under a
-    `tf.distribute` strategy over the global batch (`keras_realnvp.backend.replicas.moments`), so
-    every replica stores the same moving averages.
+    The same values and the same moving-average updates as calling the layer, computed by
+    `keras_realnvp.backend.batch_norm.batch_norm`: PyTorch's fused kernel on that backend,
+    elsewhere one per-channel scale and shift, `relu(x * scale + shift)`. Keras' layer
+    normalizes in several element-wise passes, which PyTorch runs one by one (compiled
+    backends fuse them either way), and `bias`, the bias of the convolution before, is
+    folded into the statistics instead of being added to the activations in a pass of its
+    own. Statistics are computed in float32 at least, as the layer does (mixed precision),
+    and under a `tf.distribute` strategy over the global batch, so every replica stores the
+    same moving averages.
 
     Example:
 
@@ -37,18 +38,13 @@ def batch_norm_relu(bn, x, training, bias=None):
     moving_variance = ops.cast(bn.moving_variance, dtype)
     bias = None if bias is None else ops.cast(bias, dtype)
     if training and bn.trainable:
-        axes = tuple(range(len(x.shape) - 1))
-        mean, variance = replicas.moments(ops.cast(x, dtype), axes=axes)
-        mean = mean if bias is None else mean + bias  # the statistics of x + bias
+        y, mean, variance = batch_norm(x, gamma, beta, bn.epsilon, bias=bias, relu=True)
         momentum = bn.momentum
         bn.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
         bn.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
-    else:
-        mean, variance = moving_mean, moving_variance
-    scale = gamma * ops.rsqrt(variance + bn.epsilon)
-    # (bias - mean) rather than a cancelled form: the bias keeps a (zero) gradient in training.
-    shift = beta + ((-mean if bias is None else bias - mean) * scale)
-    return ops.relu(ops.add(ops.multiply(x, ops.cast(scale, x.dtype)), ops.cast(shift, x.dtype)))
+        return y
+    y, _, _ = batch_norm(x, gamma, beta, bn.epsilon, moving_mean, moving_variance, bias=bias, relu=True)
+    return y
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
