@@ -273,6 +273,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         records = run(args)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # ImportError: an optional package is missing
         fail(error, 2)
     return 1 if any(report["failures"] for report in records) else 0

@@ -303,6 +303,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # ImportError: an optional package is missing
         fail(error, 2)
     return 0

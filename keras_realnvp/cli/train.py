@@ -180,6 +180,6 @@ def main(argv=None) -> int:
         run(args)
     except FloatingPointError as error:  # TrainingDivergedError: the run failed, the settings were valid
         fail(error, 1)
-    except ValueError as error:  # every check of the settings, the run folder and the data
+    except (ValueError, ImportError) as error:  # the settings, the run folder, the data; a missing extra
         fail(error, 2)
     return 0

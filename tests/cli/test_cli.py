@@ -103,3 +103,24 @@ def test_sample_writes_a_picture_of_the_builtin_preset(tmp_path):
     with Image.open(output) as picture:  # 2 held-out patches (left) beside 2 samples (right), 16x16 each
         assert picture.mode == "RGB" and picture.size[0] > 4 * 16 and picture.size[1] > 16, picture.size
 
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "sample", "diagnose"])
+def test_a_missing_optional_package_is_one_error_line_naming_the_extra(name, capsys, monkeypatch):
+    # As on a lean install without `datasets` or scikit-learn: the data layer raises an
+    # ImportError naming the extra, and the command turns it into its usual one-line error.
+    import importlib
+
+    module = importlib.import_module(f"keras_realnvp.cli.{name}")
+    message = "Hub datasets are read with `datasets`; install it with `pip install keras-realnvp[train]`."
+
+    def missing(args):
+        raise ImportError(message)
+
+    monkeypatch.setattr(module, "run", missing)
+    argv = {"train": [], "evaluate": ["--preset", "embedded_16"], "sample": ["--preset", "embedded_16"],
+            "diagnose": ["embedded_16"]}[name]
+    with pytest.raises(SystemExit) as stopped:
+        module.main(argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: " + message]
