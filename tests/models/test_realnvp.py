@@ -36,9 +36,10 @@ def test_model_log_det_matches_brute_force_jacobian(rng):
     x = rng.uniform(1.0, 255.0, size=(2, 8, 8, 3))
     check_log_det(model.forward_flow, x, atol=1e-5)
     check_inverse(lambda batch: model.forward_flow(batch)[0], model.inverse_flow, x, atol=1e-9)
-    # and log_prob is the prior of the latents plus that log-det
+    # and log_prob is the prior of the latents plus that log-det (log_prob runs compiled: on JAX
+    # the float64 sums round differently, 4e-8 nats on about 860)
     log_det = to_numpy(model.log_prob(x)) - to_numpy(model.prior_log_prob(model.encode(x)))
-    np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-6, rtol=0)
 
 
 def _set_couplings_to_identity(model):

@@ -102,7 +102,7 @@ def test_toy_model_is_the_coupling_layer_and_exactly_invertible(rng):
     log_det = to_numpy(model.log_prob(x)) - to_numpy(model.prior_log_prob(z))
     assert np.abs(log_det).min() > 1e-3  # a real volume change
     check_log_det(model.forward_flow, x, atol=1e-6)  # the bijectors' check (tests/helpers.py)
-    np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-6, rtol=0)  # compiled vs eager
 
 
 def test_vector_coupling_takes_a_condition(rng):
