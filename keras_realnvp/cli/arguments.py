@@ -44,10 +44,7 @@ def positive_int(text: str) -> int:
     >>> positive_int("4")
     4
     """
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+    return _integer_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
@@ -58,9 +55,13 @@ def non_negative_int(text: str) -> int:
     >>> non_negative_int("0")
     0
     """
+    return _integer_at_least(text, 0)
+
+
+def _integer_at_least(text, minimum):
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
     return value
 
 
@@ -133,6 +134,26 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         fail(f"{message} (see {self.prog} --help)")
+
+
+def run_command(run, args):
+    """`run(args)`, a command's work; a `ValueError` (bad input) or `ImportError` (a missing
+    optional package, whose message names the extra) becomes `fail(error, 2)`.
+
+    Example:
+
+    >>> def missing(args):
+    ...     raise ImportError("install keras-realnvp[train]")
+    >>> try:
+    ...     run_command(missing, None)
+    ... except SystemExit as stop:
+    ...     print(stop.code)
+    2
+    """
+    try:
+        return run(args)
+    except (ValueError, ImportError) as error:
+        fail(error, 2)
 
 
 def fail(error, status: int = 2):

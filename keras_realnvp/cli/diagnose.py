@@ -48,12 +48,12 @@ import json
 
 from keras_realnvp.cli.arguments import (
     ArgumentParser,
-    fail,
     floats,
     non_negative_float,
     non_negative_int,
     positive_int,
     prog,
+    run_command,
 )
 
 
@@ -205,16 +205,14 @@ def run(args) -> list:
     kinds = ["init", "trained"] if args.weights == "auto" else [args.weights]
     records, notes = [], []
     for kind in kinds:
-        if kind == "trained":
-            try:
-                Preset.open(args.preset, RealNVP, need_weights=True)
-            except ValueError as error:
-                if args.weights == "trained":
-                    raise
-                notes.append(f"no trained weights: {error}")
-                continue
+        try:
+            preset = Preset.open(args.preset, RealNVP, need_weights=kind == "trained")
+        except ValueError as error:
+            if kind != "trained" or args.weights == "trained":
+                raise
+            notes.append(f"no trained weights: {error}")
+            continue
         keras.utils.set_random_seed(args.seed)
-        preset = Preset.open(args.preset, RealNVP, need_weights=kind == "trained")
         model = preset.build(load_weights=kind == "trained")
         images, source = _images(model, preset.dataset, args)
         if kind == "init":
@@ -270,9 +268,5 @@ def main(argv=None) -> int:
     ...
     SystemExit: 2
     """
-    args = parse_args(argv)
-    try:
-        records = run(args)
-    except (ValueError, ImportError) as error:  # ImportError: an optional package is missing
-        fail(error, 2)
+    records = run_command(run, parse_args(argv))
     return 1 if any(report["failures"] for report in records) else 0

@@ -15,7 +15,7 @@ exit status 2.
 import argparse
 import json
 
-from keras_realnvp.cli.arguments import ArgumentParser, fail, positive_int, prog
+from keras_realnvp.cli.arguments import ArgumentParser, positive_int, prog, run_command
 
 
 def parse_args(argv=None):
@@ -88,9 +88,5 @@ def main(argv=None) -> int:
     embedded_16 on embedded: ... bits/dim (8 images x 1 draws; paper: ...)
     0
     """
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, ImportError) as error:  # ImportError: an optional package is missing
-        fail(error, 2)
+    run_command(run, parse_args(argv))
     return 0

@@ -51,11 +51,11 @@ from pathlib import Path
 from keras_realnvp.cli.arguments import (
     ArgumentParser,
     HelpFormatter,
-    fail,
     fractions,
     non_negative_float,
     positive_int,
     prog,
+    run_command,
 )
 
 EXPERIMENTS = ("samples", "manifold", "extrapolate", "compress", "swap", "toy")
@@ -300,9 +300,5 @@ def main(argv=None) -> int:
     ...
     SystemExit: 2
     """
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, ImportError) as error:  # ImportError: an optional package is missing
-        fail(error, 2)
+    run_command(run, parse_args(argv))
     return 0

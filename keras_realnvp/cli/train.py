@@ -61,7 +61,7 @@ line per epoch); warnings (Python's warnings module) and errors to stderr.
 import argparse
 from pathlib import Path
 
-from keras_realnvp.cli.arguments import ArgumentParser, fail, non_negative_int, positive_int, prog
+from keras_realnvp.cli.arguments import ArgumentParser, fail, non_negative_int, positive_int, prog, run_command
 
 # A new run's number of epochs; a resumed one keeps its recorded number unless --epochs is given.
 DEFAULT_EPOCHS = 4
@@ -177,9 +177,7 @@ def main(argv=None) -> int:
     """
     args = parse_args(argv)
     try:
-        run(args)
+        run_command(run, args)  # the settings, the run folder, the data, a missing extra: status 2
     except FloatingPointError as error:  # TrainingDivergedError: the run failed, the settings were valid
         fail(error, 1)
-    except (ValueError, ImportError) as error:  # the settings, the run folder, the data; a missing extra
-        fail(error, 2)
     return 0

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from keras_realnvp.presets.preset_folder import read_metadata
+
 _PACKAGE = Path(__file__).resolve().parents[1]
 # An installed wheel carries them as `keras_realnvp/preset_files`; a checkout (or an
 # editable install) has them in the repository's top-level `presets/`.
@@ -59,6 +61,4 @@ def preset_metadata(name: str) -> dict:
     >>> preset_metadata("cifar10")["paper_bits_per_dim"]
     3.49
     """
-    from keras_realnvp.presets.preset_folder import read_metadata
-
     return read_metadata(builtin_preset_path(name))

@@ -24,29 +24,26 @@ def _networks():
     }
 
 
-def _call_kwargs(name, batch, rng):
-    return {"condition": rng.normal(size=(batch, 3))} if name.endswith("conditional") else {}
+def _built(name, rng, seed):
+    """The network `name`, built on a random input and given random weights; the input, call kwargs, shape."""
+    factory, shape = _networks()[name]
+    layer = factory()
+    x = rng.normal(size=shape)
+    kwargs = {"condition": rng.normal(size=(shape[0], 3))} if name.endswith("conditional") else {}
+    layer(x, **kwargs)  # builds it
+    randomize_weights(layer, seed=seed)
+    return layer, x, kwargs, shape
 
 
 @pytest.mark.parametrize("name", sorted(_networks()))
 def test_serialization_round_trip(name, rng):
-    factory, shape = _networks()[name]
-    layer = factory()
-    x = rng.normal(size=shape)
-    kwargs = _call_kwargs(name, shape[0], rng)
-    layer(x, **kwargs)  # builds it
-    randomize_weights(layer, seed=1)
+    layer, x, kwargs, shape = _built(name, rng, seed=1)
     check_serialization(layer, x, build_shape=shape, **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(_networks()))
 def test_outputs_have_the_declared_shape_and_depend_on_the_input(name, rng):
-    factory, shape = _networks()[name]
-    layer = factory()
-    x = rng.normal(size=shape)
-    kwargs = _call_kwargs(name, shape[0], rng)
-    layer(x, **kwargs)
-    randomize_weights(layer, seed=2)
+    layer, x, kwargs, shape = _built(name, rng, seed=2)
     y = to_numpy(layer(x, **kwargs))
     assert y.shape == tuple(layer.compute_output_shape(shape)), (y.shape, shape)
     assert np.all(np.isfinite(y))
@@ -55,11 +52,7 @@ def test_outputs_have_the_declared_shape_and_depend_on_the_input(name, rng):
 
 @pytest.mark.parametrize("name", ["resnet_conditional", "mlp_conditional"])
 def test_the_condition_changes_the_output(name, rng):
-    factory, shape = _networks()[name]
-    layer = factory()
-    x = rng.normal(size=shape)
-    layer(x, condition=np.zeros((shape[0], 3)))
-    randomize_weights(layer, seed=3)
+    layer, x, _, shape = _built(name, rng, seed=3)
     a = to_numpy(layer(x, condition=np.zeros((shape[0], 3))))
     b = to_numpy(layer(x, condition=np.ones((shape[0], 3))))
     assert np.abs(a - b).max() > 1e-6
