@@ -94,10 +94,10 @@ def test_only_the_backend_package_imports_a_backend():
     assert offenders == {}
 
 
-def test_the_presets_never_import_the_models():
+def test_the_hub_package_never_imports_the_models():
     modules = _modules()
     for name, path in modules.items():
-        if name.startswith("keras_realnvp.presets"):
+        if name.startswith("keras_realnvp.hub"):
             imported = _imports(name, path, modules)[0]
             assert not {m for m in imported if m.startswith("keras_realnvp.models")}, name
 
@@ -111,7 +111,7 @@ def test_files_stay_small_enough_to_read(folder, limit):
 
 def test_the_public_model_api_is_typed():
     from keras_realnvp import Flow, RealNVP, RealNVP2D
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
 
     methods = [
         RealNVP.__init__, RealNVP2D.__init__, RealNVP.from_preset, RealNVP.save_to_preset, RealNVP.latent_shapes,

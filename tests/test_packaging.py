@@ -15,7 +15,7 @@ def test_every_subpackage_is_listed_in_pyproject():
     found = {
         ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "keras_realnvp").rglob("__init__.py")
     }
-    assert found | {"keras_realnvp.preset_files"} == listed
+    assert found | {"keras_realnvp.presets"} == listed
 
 
 def test_wheel_contains_the_builtin_presets(tmp_path):
@@ -29,6 +29,6 @@ def test_wheel_contains_the_builtin_presets(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     presets = sorted(p.name for p in (ROOT / "presets").iterdir() if (p / "config.json").exists())
     for name in presets:
-        assert f"keras_realnvp/preset_files/{name}/config.json" in names
-        assert f"keras_realnvp/preset_files/{name}/metadata.json" in names
-    assert "keras_realnvp/preset_files/embedded_16/model.weights.h5" in names
+        assert f"keras_realnvp/presets/{name}/config.json" in names
+        assert f"keras_realnvp/presets/{name}/metadata.json" in names
+    assert "keras_realnvp/presets/embedded_16/model.weights.h5" in names

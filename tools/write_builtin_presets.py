@@ -147,7 +147,7 @@ def write(root: Path) -> None:
     import keras
 
     from keras_realnvp import RealNVP
-    from keras_realnvp.presets.preset_folder import CONFIG_FILE, FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE
+    from keras_realnvp.hub.preset_folder import CONFIG_FILE, FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE
 
     for name, spec in PRESETS.items():
         folder = root / name

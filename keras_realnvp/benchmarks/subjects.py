@@ -1,7 +1,7 @@
 """What the benchmark times: the Keras model on the current backend, or the plain-PyTorch baseline.
 
 Both are built from a built-in preset's architecture (its `config.json`, read through
-`keras_realnvp.presets`) and offer the same steps: `train_step` (one optimizer step on a
+`keras_realnvp.hub`) and offer the same steps: `train_step` (one optimizer step on a
 uint8 batch, dequantized inside), `eval_step` (bits/dim of a dequantized batch) and
 `sample_step` (a batch of samples), plus `describe`, `forward_flops` and `step_memory`.
 
@@ -22,7 +22,7 @@ IMPLEMENTATIONS = ("torch-baseline", "keras")
 
 def _open(name: str):
     from keras_realnvp import RealNVP
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
 
     return Preset.open(name, RealNVP, need_weights=False)
 
@@ -35,7 +35,7 @@ def preset_names(paper_only: bool = False) -> list:
     >>> "cifar10" in preset_names(), "embedded_16" in preset_names(paper_only=True)
     (True, False)
     """
-    from keras_realnvp.presets import builtin_preset_names
+    from keras_realnvp.hub import builtin_preset_names
 
     names = []
     for name in builtin_preset_names():

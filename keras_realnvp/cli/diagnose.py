@@ -200,7 +200,7 @@ def run(args) -> list:
 
     from keras_realnvp import RealNVP
     from keras_realnvp.diagnostics import DEFAULT_JACOBIAN_CHUNK, DEFAULT_JACOBIAN_MAX_DIMS, diagnose, format_report
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
 
     kinds = ["init", "trained"] if args.weights == "auto" else [args.weights]
     records, notes = [], []

@@ -53,7 +53,7 @@ def run(args) -> dict:
     from keras_realnvp.data.held_out import held_out_data
     from keras_realnvp.data.sources import EMBEDDED
     from keras_realnvp.evaluation import held_out_bits_per_dim
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
 
     preset = Preset.open(args.preset, RealNVP)
     model, spec = preset.build(), preset.dataset

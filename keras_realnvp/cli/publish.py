@@ -77,7 +77,7 @@ def main(argv=None) -> int:
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> from keras_realnvp.hub import builtin_preset_path
     >>> staging = Path(tempfile.mkdtemp()) / "staging"
     >>> main([str(builtin_preset_path("embedded_16")), "hf://me/tiny@v1", "--dry-run", str(staging)])
     ... # doctest: +ELLIPSIS
@@ -103,7 +103,7 @@ def run(args) -> list:
     by then. A bad preset folder, staging folder or handle, or a failed upload, raises `ValueError`.
     """
     from keras_realnvp import RealNVP
-    from keras_realnvp.presets.publishing import (
+    from keras_realnvp.hub.publishing import (
         CARD_KEPT,
         CARD_NEW,
         hub_target,

@@ -123,7 +123,7 @@ def _load_model(args):
     import keras
 
     from keras_realnvp import RealNVP
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
 
     if args.preset is not None:
         preset = Preset.open(args.preset, RealNVP)

@@ -20,7 +20,7 @@ class _BuiltinPresets:
     """`RealNVP.presets`: the built-in preset names mapped to their metadata."""
 
     def __get__(self, instance, owner):
-        from keras_realnvp.presets import builtin_preset_names, preset_metadata
+        from keras_realnvp.hub import builtin_preset_names, preset_metadata
 
         return {name: preset_metadata(name) for name in builtin_preset_names()}
 
@@ -361,7 +361,7 @@ class RealNVP(TrainingObjective, Flow):
         `RealNVP.presets`; a built-in preset whose weights are not published raises a
         `ValueError` that says how to get the untrained architecture
         (`load_weights=False`). `overrides` replace stored constructor arguments.
-        Loading never executes code from the preset (see `keras_realnvp.presets`).
+        Loading never executes code from the preset (see `keras_realnvp.hub`).
 
         Example:
 
@@ -373,9 +373,9 @@ class RealNVP(TrainingObjective, Flow):
         (64, 64, 3)
 
         The preset's metadata (dataset settings, what training recorded) is not on the
-        model: `keras_realnvp.presets.Preset.open(preset, RealNVP).metadata` reads it.
+        model: `keras_realnvp.hub.Preset.open(preset, RealNVP).metadata` reads it.
         """
-        from keras_realnvp.presets import Preset
+        from keras_realnvp.hub import Preset
 
         return Preset.open(preset, cls, need_weights=load_weights).build(load_weights=load_weights, **overrides)
 
@@ -409,6 +409,6 @@ class RealNVP(TrainingObjective, Flow):
         >>> RealNVP.from_preset(str(folder)).filters
         4
         """
-        from keras_realnvp.presets import save_preset
+        from keras_realnvp.hub import save_preset
 
         return save_preset(self, preset_dir, metadata)

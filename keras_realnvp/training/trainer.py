@@ -24,7 +24,7 @@ from keras_realnvp.data.held_out import held_out_data
 from keras_realnvp.data.sources import EMBEDDED, dataset_kind, open_source, source_labels
 from keras_realnvp.evaluation import held_out_bits_per_dim
 from keras_realnvp.models.realnvp import RealNVP
-from keras_realnvp.presets import Preset
+from keras_realnvp.hub import Preset
 from keras_realnvp.training.atomic_files import write_preset_atomically, write_text_atomically
 from keras_realnvp.training.checkpoints import CheckpointManager
 from keras_realnvp.training.epoch_loop import EpochLoop

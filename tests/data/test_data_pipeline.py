@@ -96,7 +96,7 @@ def test_attribute_labels_from_columns_or_one_list_column_follow_the_batches(tmp
     import json
 
     from keras_realnvp.data.sources import source_labels
-    from keras_realnvp.presets import preset_metadata
+    from keras_realnvp.hub import preset_metadata
 
     spec = dict(preset_metadata("celeba_64_conditional")["dataset"], held_out_every=5)
     names = spec["label_columns"]

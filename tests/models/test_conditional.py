@@ -151,7 +151,7 @@ def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_r
     from keras_realnvp.cli import sample as sample_tool
     from keras_realnvp.data.held_out import held_out_data
     from keras_realnvp.evaluation import held_out_bits_per_dim
-    from keras_realnvp.presets import Preset
+    from keras_realnvp.hub import Preset
     from keras_realnvp.training import TrainingRun
 
     data = _class_folders(tmp_path / "data")

@@ -23,7 +23,7 @@ from keras_realnvp.models.size_limits import (
 )
 from keras_realnvp.models.toy2d import RealNVP2D
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
-from keras_realnvp.presets.preset_folder import FORMAT_VERSION
+from keras_realnvp.hub.preset_folder import FORMAT_VERSION
 
 # (image_shape, num_scales, filters, num_blocks, condition_dim): tiny, but every layout case:
 # one to three scales, no residual block, odd and even channels, conditional or not.

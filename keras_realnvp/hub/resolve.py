@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from keras_realnvp.presets.preset_folder import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE
-from keras_realnvp.presets.registry import builtin_preset_names, builtin_preset_path, preset_metadata
+from keras_realnvp.hub.preset_folder import CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE
+from keras_realnvp.hub.registry import builtin_preset_names, builtin_preset_path, preset_metadata
 
 HF_PREFIX = "hf://"
 

@@ -5,14 +5,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from keras_realnvp.presets.preset_folder import (
+from keras_realnvp.hub.preset_folder import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     load_weights_file,
     read_metadata,
     read_model_config,
 )
-from keras_realnvp.presets.resolve import resolve_preset
+from keras_realnvp.hub.resolve import resolve_preset
 
 
 @dataclasses.dataclass(frozen=True)

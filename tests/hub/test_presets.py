@@ -12,7 +12,7 @@ import pytest
 from helpers import lay_out_hub_cache, randomize_weights, to_numpy
 
 from keras_realnvp import RealNVP
-from keras_realnvp.presets import builtin_preset_names, preset_metadata
+from keras_realnvp.hub import builtin_preset_names, preset_metadata
 
 PAPER = {  # docs/paper.md §5: scales, hidden maps at the first scale, residual blocks
     "cifar10": ((32, 32, 3), 2, 64, 8, 3.49),

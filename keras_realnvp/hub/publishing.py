@@ -5,15 +5,15 @@ import re
 import shutil
 from pathlib import Path
 
-from keras_realnvp.presets.model_card import CARD_FILE, model_card
-from keras_realnvp.presets.preset_folder import (
+from keras_realnvp.hub.model_card import CARD_FILE, model_card
+from keras_realnvp.hub.preset_folder import (
     CONFIG_FILE,
     METADATA_FILE,
     WEIGHTS_FILE,
     read_metadata,
     read_model_config,
 )
-from keras_realnvp.presets.resolve import HF_PREFIX, parse_hf_handle
+from keras_realnvp.hub.resolve import HF_PREFIX, parse_hf_handle
 
 # What `stage_preset_for_hub` writes, in the order it lists them.
 STAGED_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, CARD_FILE)
@@ -120,7 +120,7 @@ def stage_preset_for_hub(preset_dir, repo_id: str, staging, revision: str | None
     >>> import tempfile
     >>> from pathlib import Path
     >>> from keras_realnvp import RealNVP
-    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> from keras_realnvp.hub import builtin_preset_path
     >>> staging = Path(tempfile.mkdtemp()) / "staging"
     >>> embedded = builtin_preset_path("embedded_16")
     >>> [p.name for p in stage_preset_for_hub(embedded, "me/tiny", staging, "v1", model_class=RealNVP)]

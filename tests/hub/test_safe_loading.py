@@ -15,7 +15,7 @@ import keras
 import pytest
 
 from keras_realnvp import RealNVP
-from keras_realnvp.presets import read_model_config
+from keras_realnvp.hub import read_model_config
 
 
 @pytest.fixture(scope="module")

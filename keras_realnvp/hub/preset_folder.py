@@ -110,7 +110,7 @@ def read_model_config(folder, model_class) -> dict:
     Example:
 
     >>> from keras_realnvp import RealNVP
-    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> from keras_realnvp.hub import builtin_preset_path
     >>> read_model_config(builtin_preset_path("cifar10"), RealNVP)["num_blocks"]
     8
     """
@@ -165,7 +165,7 @@ def read_metadata(folder) -> dict:
 
     Example:
 
-    >>> from keras_realnvp.presets import builtin_preset_path
+    >>> from keras_realnvp.hub import builtin_preset_path
     >>> read_metadata(builtin_preset_path("celeba_64"))["dataset"]["name"]
     'CelebA'
     """

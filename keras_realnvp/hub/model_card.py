@@ -10,7 +10,7 @@ import math
 import numbers
 from pathlib import Path
 
-from keras_realnvp.presets.resolve import HF_PREFIX
+from keras_realnvp.hub.resolve import HF_PREFIX
 
 CARD_FILE = "README.md"
 PAPER_ARXIV_ID = "1605.08803"

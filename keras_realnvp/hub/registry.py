@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from keras_realnvp.presets.preset_folder import read_metadata
+from keras_realnvp.hub.preset_folder import read_metadata
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-# An installed wheel carries them as `keras_realnvp/preset_files`; a checkout (or an
-# editable install) has them in the repository's top-level `presets/`.
-_CANDIDATES = (_PACKAGE / "preset_files", _PACKAGE.parent / "presets")
+# One folder named `presets`: inside the installed package (a wheel), or beside the package
+# in a checkout or an editable install (the repository's top level).
+_CANDIDATES = (_PACKAGE / "presets", _PACKAGE.parent / "presets")
 
 
 def builtin_presets_root() -> Path:

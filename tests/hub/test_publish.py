@@ -2,7 +2,7 @@
 
 Nothing here reaches the Hub: `huggingface_hub.HfApi`'s methods are replaced by recorders (and, to
 see how a missing repo or branch is read, the single metadata request under `HfApi.file_exists`).
-The card's content is tested in tests/presets/test_model_card.py.
+The card's content is tested in tests/hub/test_model_card.py.
 """
 
 import doctest
@@ -21,7 +21,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 from keras_realnvp import RealNVP
 from keras_realnvp.cli import publish
-from keras_realnvp.presets.publishing import hub_target, stage_preset_for_hub
+from keras_realnvp.hub.publishing import hub_target, stage_preset_for_hub
 
 COMMAND = [sys.executable, "-m", "keras_realnvp", "publish"]
 STAGED = ["README.md", "config.json", "metadata.json", "model.weights.h5"]

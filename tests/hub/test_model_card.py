@@ -18,7 +18,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from keras_realnvp import RealNVP
-from keras_realnvp.presets.model_card import model_card, run_dataset
+from keras_realnvp.hub.model_card import model_card, run_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_SPEC = {"name": "embedded photo patches", "source": "embedded", "patch_size": 16}
