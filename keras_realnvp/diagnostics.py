@@ -75,13 +75,13 @@ def _coupling_scale_ranges(model, images, labels=None) -> dict:
     per coupling, plus `max |scale|` (the learned bound on `|s|`).
     """
     x = ops.convert_to_tensor(np.asarray(images, dtype="float32"))
-    condition = None if labels is None else ops.convert_to_tensor(np.asarray(labels, dtype="float32"))
+    labels = None if labels is None else ops.convert_to_tensor(np.asarray(labels, dtype="float32"))
     layers = []
 
     def run_chain(chain, h):
         for layer in chain.bijectors:
             if isinstance(layer, AffineCoupling):
-                _, s, transformed = layer.shift_and_log_scale(h, condition)
+                _, s, transformed = layer.shift_and_log_scale(h, labels)
                 values = _numpy(s)[_numpy(transformed) > 0]  # the units the coupling transforms
                 layers.append({
                     "name": layer.name,
@@ -89,7 +89,7 @@ def _coupling_scale_ranges(model, images, labels=None) -> dict:
                     "max": float(values.max()),
                     "max_abs_scale_parameter": float(np.abs(_numpy(layer.scale)).max()),
                 })
-            h, _ = layer(h, condition=condition, training=False)
+            h, _ = layer(h, labels=labels, training=False)
         return h
 
     h, _ = model.logit(x)
@@ -187,18 +187,20 @@ def _log_det_check(model, images, size=None, labels=None, max_dims=DEFAULT_JACOB
     clone = RealNVP.from_config(config)
     clone.set_weights([np.asarray(w).astype(dtype) if np.asarray(w).dtype.kind == "f" else w
                        for w in model.get_weights()])
-    condition = None if labels is None else np.asarray(labels, dtype=dtype)
+    clone_labels = None if labels is None else np.asarray(labels, dtype=dtype)  # in the clone's dtype
 
     def flat_latents(v, row):
         # `v` holds copies of one example; its label is repeated to match.
-        cond = None if condition is None else ops.convert_to_tensor(np.repeat(condition[row : row + 1], v.shape[0], 0))
-        latents, _ = clone.forward_flow(v, condition=cond, training=False)
+        repeated = None
+        if clone_labels is not None:
+            repeated = ops.convert_to_tensor(np.repeat(clone_labels[row : row + 1], v.shape[0], 0))
+        latents, _ = clone.forward_flow(v, labels=repeated, training=False)
         return ops.concatenate([ops.reshape(z, (v.shape[0], -1)) for z in latents], axis=1)
 
-    cond_all = None if condition is None else ops.convert_to_tensor(condition)
-    _, model_log_det = clone.forward_flow(ops.convert_to_tensor(crop.astype(dtype)), condition=cond_all)
-    cond32 = None if labels is None else ops.convert_to_tensor(np.asarray(labels, dtype="float32"))
-    _, log_det32 = model.forward_flow(ops.convert_to_tensor(crop), condition=cond32)
+    all_labels = None if clone_labels is None else ops.convert_to_tensor(clone_labels)
+    _, model_log_det = clone.forward_flow(ops.convert_to_tensor(crop.astype(dtype)), labels=all_labels)
+    labels32 = None if labels is None else ops.convert_to_tensor(np.asarray(labels, dtype="float32"))
+    _, log_det32 = model.forward_flow(ops.convert_to_tensor(crop), labels=labels32)
     brute = []
     for row, example in enumerate(crop.astype(dtype)):
         matrix = jacobian(lambda v, row=row: flat_latents(v, row), example, chunk)
@@ -256,7 +258,7 @@ def diagnose(
         model: a `RealNVP`.
         images: `(N, H, W, C)` at the model's channel count: integers 0..255
             (dequantized here with `dequantize_numpy(images, seed)`) or floats in [0, 256).
-        labels: `(N, condition_dim)` for a conditional model.
+        labels: `(N, label_dim)` for a conditional model.
         jacobian_size: side of the square crop of the brute-force log-determinant
             (default: `default_jacobian_size(model.num_scales)`).
         jacobian_examples: how many images the brute force runs on.

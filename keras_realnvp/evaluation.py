@@ -31,7 +31,7 @@ def held_out_bits_per_dim(
         num_draws: dequantization draws per image (more draws: less noise variance).
         seed: seed of the dequantization noise.
         batch_size: images per compiled forward pass.
-        labels: `(N, condition_dim)` label vectors of the images, for a conditional model
+        labels: `(N, label_dim)` label vectors of the images, for a conditional model
             (its log-likelihood is `log p(x | y)`); `None` for an unconditional one.
         verbose: 0 silent; 1 a `keras.utils.Progbar` over the images scored (all draws),
             advanced after each batch; 2 one line when done (Keras' `verbose=2`).
@@ -48,7 +48,7 @@ def held_out_bits_per_dim(
     >>> mean, standard_error = held_out_bits_per_dim(model, pixels, num_draws=2, batch_size=4)
     >>> 6.0 < mean < 12.0 and standard_error > 0.0
     True
-    >>> conditional = RealNVP(image_shape=(8, 8, 3), num_scales=1, filters=4, num_blocks=1, condition_dim=2)
+    >>> conditional = RealNVP(image_shape=(8, 8, 3), num_scales=1, filters=4, num_blocks=1, label_dim=2)
     >>> labels = np.eye(2, dtype="float32")[[0, 1, 1, 0, 0, 1]]
     >>> 6.0 < held_out_bits_per_dim(conditional, pixels, labels=labels)[0] < 12.0
     True
@@ -60,11 +60,11 @@ def held_out_bits_per_dim(
     12/12 - ...
     True
     """
-    condition_dim = getattr(model, "condition_dim", None)
-    if condition_dim is None and labels is not None:
-        raise ValueError("labels were given, but the model is unconditional (condition_dim=None).")
-    if condition_dim is not None and labels is None:
-        raise ValueError(f"The model is conditional (condition_dim={condition_dim}): pass the images' labels.")
+    label_dim = getattr(model, "label_dim", None)
+    if label_dim is None and labels is not None:
+        raise ValueError("labels were given, but the model is unconditional (label_dim=None).")
+    if label_dim is not None and labels is None:
+        raise ValueError(f"The model is conditional (label_dim={label_dim}): pass the images' labels.")
     num_draws, batch_size = check_count(num_draws, "num_draws"), check_count(batch_size, "batch_size")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}.")
@@ -74,7 +74,7 @@ def held_out_bits_per_dim(
     )
     count, dims = pixels.shape[0], math.prod(pixels.shape[1:])
     if labels is not None:
-        labels = np.asarray(ops.convert_to_numpy(check_labels(labels, condition_dim, count)), dtype=np.float32)
+        labels = np.asarray(ops.convert_to_numpy(check_labels(labels, label_dim, count)), dtype=np.float32)
     # Equal batches, the last one padded with repeated images whose scores are dropped:
     # a smaller last batch would cost a second compilation (several seconds on JAX).
     num_batches = math.ceil(count / batch_size)

@@ -114,10 +114,10 @@ PRESETS = {
     },
     "celeba_64_conditional": {
         "description": "CelebA 64x64 conditioned on its 40 binary attributes (appendix F): the celeba_64 "
-        "architecture whose s/t networks also see the attribute vector (condition_dim=40).",
+        "architecture whose s/t networks also see the attribute vector (label_dim=40).",
         "architecture": {
             "image_shape": [64, 64, 3], "num_scales": 5, "filters": 32, "num_blocks": 2,
-            "condition_dim": len(CELEBA_ATTRIBUTES),
+            "label_dim": len(CELEBA_ATTRIBUTES),
         },
         "dataset": {
             "name": "CelebA with attributes", "hub_id": "flwrlabs/celeba", "image_column": "image",

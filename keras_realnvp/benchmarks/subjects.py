@@ -40,7 +40,7 @@ def preset_names(paper_only: bool = False) -> list:
     names = []
     for name in builtin_preset_names():
         preset = _open(name)
-        if preset.config.get("condition_dim") is not None:
+        if preset.config.get("label_dim") is not None:
             continue  # the baseline has no class conditioning
         if paper_only and preset.metadata.get("paper_bits_per_dim") is None:
             continue

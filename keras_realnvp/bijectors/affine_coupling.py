@@ -11,6 +11,7 @@ from keras_realnvp.bijectors.masks import (
     merge_channel_halves,
     parity_mask,
 )
+from keras_realnvp.config_migration import LABEL_DIM_RENAMES, rename_old_keys
 from keras_realnvp.networks.coupling_mlp import CouplingMLP
 from keras_realnvp.networks.coupling_resnet import CouplingResNet
 
@@ -43,7 +44,7 @@ class AffineCoupling(Bijector):
         filters: hidden maps of the s/t network (hidden units for vectors).
         num_blocks: residual blocks of the s/t network (for vectors: hidden layers
             after the first).
-        condition_dim: length of an optional label vector the network also sees.
+        label_dim: length of an optional label vector the network also sees.
         bn_momentum: momentum of the network's inner batch normalizations.
         network_dtype: dtype policy of the s/t network (default: the layer's own). With
             `"mixed_bfloat16"` here and a float32 layer, the network runs in bfloat16 while
@@ -72,7 +73,7 @@ class AffineCoupling(Bijector):
         reverse=False,
         filters=64,
         num_blocks=8,
-        condition_dim=None,
+        label_dim=None,
         bn_momentum=0.95,
         network_dtype=None,
         **kwargs,
@@ -84,7 +85,7 @@ class AffineCoupling(Bijector):
         self.reverse = reverse
         self.filters = filters
         self.num_blocks = num_blocks
-        self.condition_dim = condition_dim
+        self.label_dim = label_dim
         self.bn_momentum = bn_momentum
         self.network_dtype = None if network_dtype is None else keras.dtype_policies.get(network_dtype)
         self.net = None
@@ -110,7 +111,7 @@ class AffineCoupling(Bijector):
                 self.filters,
                 self.num_blocks,
                 2 * transformed,
-                condition_dim=self.condition_dim,
+                label_dim=self.label_dim,
                 dtype=net_dtype,
                 name="st_net",
             )
@@ -119,7 +120,7 @@ class AffineCoupling(Bijector):
                 self.filters,
                 self.num_blocks,
                 2 * transformed,
-                condition_dim=self.condition_dim,
+                label_dim=self.label_dim,
                 bn_momentum=self.bn_momentum,
                 dtype=net_dtype,
                 name="st_net",
@@ -127,9 +128,9 @@ class AffineCoupling(Bijector):
         self.net.build((*input_shape[:-1], net_in))
         self.scale = self.add_weight(shape=(transformed,), initializer="zeros", name="scale")
 
-    def _shift_and_log_scale(self, net_input, condition, training):
+    def _shift_and_log_scale(self, net_input, labels, training):
         # Back to the layer's dtype (float32 when only the network runs in bfloat16).
-        out = ops.cast(self.net(net_input, condition=condition, training=training), self.compute_dtype)
+        out = ops.cast(self.net(net_input, labels=labels, training=training), self.compute_dtype)
         c = out.shape[-1] // 2
         log_scale = self.scale * ops.tanh(out[..., :c])
         return out[..., c:], log_scale
@@ -147,17 +148,17 @@ class AffineCoupling(Bijector):
         batch_mask = ops.broadcast_to(mask, (*ops.shape(x)[:-1], 1))
         return ops.concatenate([x * mask, batch_mask], axis=-1)
 
-    def _terms(self, x, condition, training):
+    def _terms(self, x, labels, training):
         # (t, s, the transformed units 1 - b or None for a channel mask, the channel halves or None)
         if self.mask_type == "channel":
             kept, moving = channel_halves(x, self.reverse)
-            shift, log_scale = self._shift_and_log_scale(kept, condition, training)
+            shift, log_scale = self._shift_and_log_scale(kept, labels, training)
             return shift, log_scale, None, (kept, moving)
         mask = self._checkerboard_mask(x)
-        shift, log_scale = self._shift_and_log_scale(self._checkerboard_net_input(x, mask), condition, training)
+        shift, log_scale = self._shift_and_log_scale(self._checkerboard_net_input(x, mask), labels, training)
         return shift, log_scale, 1.0 - mask, None
 
-    def shift_and_log_scale(self, x, condition=None, training=False):
+    def shift_and_log_scale(self, x, labels=None, training=False):
         """`(t, s, transformed)` of the coupling at its input `x`: what `call` applies, for inspection.
 
         `s = scale * tanh(net_s)` and `t = net_t` are the network's outputs before the mask;
@@ -183,15 +184,15 @@ class AffineCoupling(Bijector):
         x = ops.convert_to_tensor(x, dtype=self.compute_dtype)
         if not self.built:
             self.build(tuple(x.shape))
-        if condition is not None:
-            condition = ops.convert_to_tensor(condition, dtype=self.compute_dtype)
-        shift, log_scale, transformed, _ = self._terms(x, condition, training)
+        if labels is not None:
+            labels = ops.convert_to_tensor(labels, dtype=self.compute_dtype)
+        shift, log_scale, transformed, _ = self._terms(x, labels, training)
         if transformed is None:
             return shift, log_scale, ops.ones_like(log_scale)
         return shift, log_scale, ops.broadcast_to(transformed, ops.shape(log_scale))
 
-    def call(self, x, condition=None, training=False):
-        shift, log_scale, transformed, halves = self._terms(x, condition, training)
+    def call(self, x, labels=None, training=False):
+        shift, log_scale, transformed, halves = self._terms(x, labels, training)
         if halves is not None:
             kept, moving = halves
             y = merge_channel_halves(kept, moving * ops.exp(log_scale) + shift, self.reverse)
@@ -200,8 +201,8 @@ class AffineCoupling(Bijector):
         y = x * ops.exp(log_scale) + shift * transformed
         return y, sum_per_example(log_scale)
 
-    def inverse(self, y, condition=None):
-        shift, log_scale, transformed, halves = self._terms(y, condition, False)
+    def inverse(self, y, labels=None):
+        shift, log_scale, transformed, halves = self._terms(y, labels, False)
         if halves is not None:
             kept, moving = halves
             return merge_channel_halves(kept, (moving - shift) * ops.exp(-log_scale), self.reverse)
@@ -218,9 +219,23 @@ class AffineCoupling(Bijector):
             "reverse": self.reverse,
             "filters": self.filters,
             "num_blocks": self.num_blocks,
-            "condition_dim": self.condition_dim,
+            "label_dim": self.label_dim,
             "bn_momentum": self.bn_momentum,
             "network_dtype": None
             if self.network_dtype is None
             else keras.dtype_policies.serialize(self.network_dtype),
         }
+
+    # Config keys written under an older name, `{old: new}` (keras_realnvp.config_migration).
+    renamed_config_keys = LABEL_DIM_RENAMES
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer a config describes; a config written before a rename (`condition_dim`) loads too.
+
+        Example:
+
+        >>> AffineCoupling.from_config({"mask_type": "channel", "condition_dim": 2}).label_dim
+        2
+        """
+        return super().from_config(rename_old_keys(config, cls.renamed_config_keys))

@@ -10,12 +10,12 @@ class Bijector(keras.layers.Layer):
     A bijector maps a batch `x` to `y = f(x)` and reports, per example, the
     log-absolute-determinant of the Jacobian `log|det df/dx|`:
 
-    - `call(x, condition=None, training=False)` returns `(y, log_det)` with
+    - `call(x, labels=None, training=False)` returns `(y, log_det)` with
       `log_det` of shape `(batch,)`;
-    - `inverse(y, condition=None)` returns `x` (always in inference mode: a bijector
+    - `inverse(y, labels=None)` returns `x` (always in inference mode: a bijector
       with running statistics uses its stored ones).
 
-    `condition` is an optional `(batch, K)` label vector; layers that do not use it
+    `labels` is an optional `(batch, K)` label vector; layers that do not use it
     ignore it. Subclasses implement `call`, `inverse` and `compute_output_shape`.
 
     Example:
@@ -29,10 +29,10 @@ class Bijector(keras.layers.Layer):
     ((2, 2, 2, 12), 0.0)
     """
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         raise NotImplementedError
 
-    def inverse(self, y, condition=None):
+    def inverse(self, y, labels=None):
         raise NotImplementedError
 
     def zero_log_det(self, x):

@@ -37,16 +37,16 @@ class BijectorChain(Bijector):
                 bijector.build(shape)
             shape = bijector.compute_output_shape(shape)[0]
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         total = None
         for bijector in self.bijectors:
-            x, log_det = bijector(x, condition=condition, training=training)
+            x, log_det = bijector(x, labels=labels, training=training)
             total = log_det if total is None else total + log_det
         return x, total
 
-    def inverse(self, y, condition=None):
+    def inverse(self, y, labels=None):
         for bijector in reversed(self.bijectors):
-            y = bijector.inverse(y, condition=condition)
+            y = bijector.inverse(y, labels=labels)
         return y
 
     def compute_output_shape(self, input_shape):

@@ -39,7 +39,7 @@ class Logit(Bijector):
             raise ValueError(f"`alpha` must lie in (0, 0.5), got {alpha}.")
         self.alpha = alpha
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         p = self.alpha + (1.0 - 2.0 * self.alpha) * x / 256.0
         log_p = ops.log(p)
         log_one_minus_p = ops.log1p(-p)
@@ -48,7 +48,7 @@ class Logit(Bijector):
         log_det = sum_per_example(scale - log_p - log_one_minus_p)
         return y, log_det
 
-    def inverse(self, y, condition=None):
+    def inverse(self, y, labels=None):
         return (ops.sigmoid(y) - self.alpha) * (256.0 / (1.0 - 2.0 * self.alpha))
 
     def compute_output_shape(self, input_shape):

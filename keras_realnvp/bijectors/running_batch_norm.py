@@ -125,7 +125,7 @@ class RunningBatchNorm(Bijector):
             log_scale = log_scale + ops.cast(self.log_gamma, dtype)
         return log_scale
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         mean, variance = self._statistics(x, training)
         log_scale = self._log_scale(variance, x.dtype)
         y = (x - mean) * ops.exp(log_scale)
@@ -137,7 +137,7 @@ class RunningBatchNorm(Bijector):
         log_det = ops.sum(log_scale) * ops.cast(positions, log_scale.dtype)
         return y, ops.broadcast_to(log_det, (ops.shape(x)[0],))
 
-    def inverse(self, y, condition=None):
+    def inverse(self, y, labels=None):
         mean, variance = self._statistics(y, training=False)
         if self.center:
             y = y - ops.cast(self.beta, y.dtype)

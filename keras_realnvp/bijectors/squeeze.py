@@ -28,14 +28,14 @@ class Squeeze(Bijector):
         _check_even(input_shape, "Squeeze")
         super().build(input_shape)
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         _check_even(x.shape, "Squeeze")
         n, h, w, c = ops.shape(x)
         y = ops.reshape(x, (n, h // 2, 2, w // 2, 2, c))
         y = ops.transpose(y, (0, 1, 3, 2, 4, 5))
         return ops.reshape(y, (n, h // 2, w // 2, 4 * c)), self.zero_log_det(x)
 
-    def inverse(self, y, condition=None):
+    def inverse(self, y, labels=None):
         if len(y.shape) != 4 or (y.shape[-1] is not None and y.shape[-1] % 4):
             raise ValueError(f"Squeeze.inverse expects (N, H, W, 4C) inputs, got shape {tuple(y.shape)}.")
         n, h, w, c4 = ops.shape(y)

@@ -19,7 +19,7 @@ trained weights where the preset has them ("trained"), and prints a table per mo
 
 Images: the held-out embedded photo patches at the model's size (offline, no download)
 unless --dataset names an image folder or Hub dataset (read as the preset's metadata
-says). A conditional model gets one-hot label vectors, cycling over its condition_dim.
+says). A conditional model gets one-hot label vectors, cycling over its label_dim.
 At initialization every coupling scale is 0 and the statistics are 1 and 0; pass
 --calibrate N (N training-mode passes over the batch, which set the batch-norm
 statistics as the first training step does) and --perturb STD (Gaussian noise on every
@@ -146,15 +146,15 @@ def _train_on_embedded(model, args):
     count = args.train_steps * args.train_batch_size
     picks = np.random.default_rng(args.seed).choice(len(source), count, replace=count > len(source))
     inputs = source.images[picks]  # uint8: the model dequantizes them with fresh noise
-    if model.condition_dim:
+    if model.label_dim:
         # A patch's label is its photo (`source.classes`), one-hot: the sample command's labels where the
         # model has one entry per photo; a model with more entries (celeba_64_conditional's 40
         # attributes) gets the photo's one-hot in its first entries, so its label path is trained too.
         photos = len(source.class_names)
-        if model.condition_dim < photos:
-            raise ValueError(f"--train-steps needs condition_dim >= {photos} (the embedded photos); "
-                             f"this model has {model.condition_dim}.")
-        inputs = {"images": inputs, "labels": np.eye(model.condition_dim, dtype="float32")[source.classes[picks]]}
+        if model.label_dim < photos:
+            raise ValueError(f"--train-steps needs label_dim >= {photos} (the embedded photos); "
+                             f"this model has {model.label_dim}.")
+        inputs = {"images": inputs, "labels": np.eye(model.label_dim, dtype="float32")[source.classes[picks]]}
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
     model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
@@ -219,16 +219,16 @@ def run(args) -> list:
             if args.perturb:
                 _perturb(model, args.perturb, args.seed)
             inputs = images.astype("float32") + np.float32(0.5)
-            if model.condition_dim:
-                eye = np.eye(model.condition_dim, dtype="float32")
-                inputs = {"images": inputs, "labels": eye[np.arange(len(images)) % model.condition_dim]}
+            if model.label_dim:
+                eye = np.eye(model.label_dim, dtype="float32")
+                inputs = {"images": inputs, "labels": eye[np.arange(len(images)) % model.label_dim]}
             for _ in range(args.calibrate):
                 model(inputs, training=True)
             if args.train_steps:
                 _train_on_embedded(model, args)
         # A conditional model gets label vectors: one-hot, cycling over the classes / attributes.
-        labels = (None if not model.condition_dim
-                  else np.eye(model.condition_dim, dtype="float32")[np.arange(len(images)) % model.condition_dim])
+        labels = (None if not model.label_dim
+                  else np.eye(model.label_dim, dtype="float32")[np.arange(len(images)) % model.label_dim])
         report = diagnose(
             model, images, labels=labels, jacobian_size=args.jacobian_size,
             jacobian_examples=args.jacobian_examples,

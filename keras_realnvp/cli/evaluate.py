@@ -6,7 +6,7 @@
 
 (in a checkout, `python tools/evaluate.py ...` is the same command.)
 
-A conditional preset (one with `condition_dim`, such as celeba_64_conditional) is evaluated on
+A conditional preset (one with `label_dim`, such as celeba_64_conditional) is evaluated on
 log p(x | y), with each held-out image's own labels from the dataset (its attribute columns,
 or the class sub-folders of a local folder). An error is one line `error: ...` on stderr and
 exit status 2.
@@ -61,7 +61,7 @@ def run(args) -> dict:
     if not source:
         raise ValueError("the preset names no dataset; pass --dataset")
     pixels, labels, _ = held_out_data(source, spec, model.image_shape, args.max_examples,
-                                      condition_dim=model.condition_dim)
+                                      label_dim=model.label_dim)
     mean, standard_error = held_out_bits_per_dim(
         model, pixels, num_draws=args.num_draws, seed=args.seed, batch_size=args.batch_size, labels=labels
     )
@@ -69,7 +69,7 @@ def run(args) -> dict:
         "preset": args.preset, "dataset": source, "images": int(len(pixels)), "num_draws": args.num_draws,
         "bits_per_dim": mean, "standard_error": standard_error, "backend": keras.backend.backend(),
         "paper_bits_per_dim": preset.metadata.get("paper_bits_per_dim"),
-        "conditional": model.condition_dim is not None,
+        "conditional": model.label_dim is not None,
     }
     if args.json:
         print(json.dumps(record))

@@ -26,7 +26,7 @@ Every experiment writes one PNG (--output, default <experiment>.png):
                --train-steps steps and draws data, f(data), samples and f^-1(samples) with
                grid lines; needs no --model
 
-Conditional models (appendix F; presets with condition_dim, such as celeba_64_conditional):
+Conditional models (appendix F; presets with label_dim, such as celeba_64_conditional):
 samples, extrapolate and compress take the labels of --labels: `held-out` (default: the labels
 of the real images shown, each sample beside the image whose labels it was drawn with), K
 comma-separated numbers (one label vector for all), or names of the preset's labels (its
@@ -180,13 +180,13 @@ def _real_images(args, model, metadata, count):
         height, width, channels = model.image_shape
         if height != width or channels != 3:
             raise ValueError(f"the embedded patches are square RGB; this model takes {model.image_shape}")
-        labelled = model.condition_dim == len(EMBEDDED_CLASS_NAMES)
+        labelled = model.label_dim == len(EMBEDDED_CLASS_NAMES)
         source, spec, name = EMBEDDED, {"patch_size": height}, f"the embedded patches of {height}x{width}"
-        condition_dim, choice = model.condition_dim if labelled else None, "random"
+        label_dim, choice = model.label_dim if labelled else None, "random"
     else:
         spec = metadata.get("dataset", {})
-        source, name, condition_dim, choice = args.dataset, args.dataset, model.condition_dim, "first"
-    images, labels, names = held_out_data(source, spec, model.image_shape, count, condition_dim=condition_dim,
+        source, name, label_dim, choice = args.dataset, args.dataset, model.label_dim, "first"
+    images, labels, names = held_out_data(source, spec, model.image_shape, count, label_dim=label_dim,
                                           choice=choice, seed=args.seed)
     if len(images) < count:
         raise ValueError(f"only {len(images)} held-out images in {name}; ask for fewer")
@@ -197,13 +197,13 @@ def _labels(args, model, metadata, real_labels, names, count):
     """The label vectors `(count, K)` that --labels asks for; `None` for an unconditional model."""
     from keras_realnvp.experiments import recorded_label_names, requested_labels
 
-    if model.condition_dim is None and args.labels != "held-out":
-        raise ValueError("--labels goes with a conditional model (condition_dim); this one has none")
-    if model.condition_dim is not None and args.labels == "held-out" and real_labels is None:
-        raise ValueError(f"no labels for the held-out images of this model (condition_dim={model.condition_dim}); "
+    if model.label_dim is None and args.labels != "held-out":
+        raise ValueError("--labels goes with a conditional model (label_dim); this one has none")
+    if model.label_dim is not None and args.labels == "held-out" and real_labels is None:
+        raise ValueError(f"no labels for the held-out images of this model (label_dim={model.label_dim}); "
                          "pass --dataset with labelled data, or --labels")
     names = recorded_label_names(metadata, names)
-    return requested_labels(args.labels, model.condition_dim, count, held_out=real_labels, names=names)
+    return requested_labels(args.labels, model.label_dim, count, held_out=real_labels, names=names)
 
 
 def draw(args, model, metadata=None):
@@ -220,7 +220,7 @@ def draw(args, model, metadata=None):
 
     metadata = metadata or {}
     common = {"seed": args.seed, "batch_size": args.batch_size}
-    conditional = model.condition_dim is not None
+    conditional = model.label_dim is not None
     if args.experiment == "swap" and not conditional:
         raise ValueError("--experiment swap needs a conditional model (see --train-conditional)")
     if conditional and args.experiment == "manifold":
@@ -252,14 +252,14 @@ def draw(args, model, metadata=None):
     if real_labels is None:
         raise ValueError(
             "swap needs the images' own labels; the embedded patches are labelled by photo "
-            f"(2 classes), the model has condition_dim={model.condition_dim}: pass --dataset"
+            f"(2 classes), the model has label_dim={model.label_dim}: pass --dataset"
         )
     if args.labels != "held-out":
         candidates = _labels(args, model, metadata, real_labels, names, 1)
         print("columns: the image, then decoded with --labels", args.labels)
     elif np.all(real_labels.sum(axis=1) == 1.0):  # one-hot classes: one column per class
-        candidates = np.eye(model.condition_dim, dtype=np.float32)
-        print("columns: the image, then decoded as", ", ".join(names or map(str, range(model.condition_dim))))
+        candidates = np.eye(model.label_dim, dtype=np.float32)
+        print("columns: the image, then decoded as", ", ".join(names or map(str, range(model.label_dim))))
     else:  # attribute vectors: column j decodes every row with the attributes of image j
         candidates = real_labels
         print("columns: the image, then decoded with the attributes of image 1, 2, ...")

@@ -50,7 +50,7 @@ Examples (in a checkout, `python tools/train.py ...` is the same command):
     keras-realnvp train --preset lsun_bedroom --streaming --shuffle-buffer 20000 --epochs 1  # streamed
     keras-realnvp train --tensorboard --output runs/tb    # also TensorBoard logs (needs tensorflow + tensorboard)
 
-A GPU is used when the backend sees one; no flag is needed. A conditional preset (condition_dim)
+A GPU is used when the backend sees one; no flag is needed. A conditional preset (label_dim)
 trains on the dataset's labels: its attribute columns (the preset's label_columns), or its classes,
 e.g. the class sub-folders of a local --dataset folder, one-hot.
 
@@ -131,7 +131,7 @@ def parse_args(argv=None):
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard logs into OUTPUT/tensorboard (training metrics, learning rate, "
                              "held-out bits/dim per epoch); needs the tensorflow and tensorboard packages")
-    for name in ("num-scales", "filters", "num-blocks", "condition-dim"):
+    for name in ("num-scales", "filters", "num-blocks", "label-dim"):
         parser.add_argument(f"--{name}", type=positive_int, default=None,
                             help=f"override the preset's {name.replace('-', '_')} (for quick experiments)")
     return parser.parse_args(argv)
@@ -149,7 +149,7 @@ def run(args) -> dict:
         key: value
         for key, value in (
             ("num_scales", args.num_scales), ("filters", args.filters), ("num_blocks", args.num_blocks),
-            ("condition_dim", args.condition_dim),
+            ("label_dim", args.label_dim),
         )
         if value is not None
     }

@@ -9,7 +9,7 @@ unconditional request.
 
 Example:
 
->>> images, labels, names = held_out_data("embedded", {"patch_size": 16}, (16, 16, 3), 4, condition_dim=2)
+>>> images, labels, names = held_out_data("embedded", {"patch_size": 16}, (16, 16, 3), 4, label_dim=2)
 >>> images.shape, images.dtype, labels.tolist(), names
 ((4, 16, 16, 3), dtype('uint8'), [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], ['china', 'flower'])
 """
@@ -27,8 +27,8 @@ CHOICES = ("first", "spread", "random")
 class HeldOutData(NamedTuple):
     """Held-out images `(N, H, W, C)` (uint8 pixel values, not dequantized), their labels and the label names.
 
-    `labels` is `(N, condition_dim)` float32 and `label_names` one name per entry, or both
-    `None` when no `condition_dim` was asked for.
+    `labels` is `(N, label_dim)` float32 and `label_names` one name per entry, or both
+    `None` when no `label_dim` was asked for.
 
     Example:
 
@@ -72,7 +72,7 @@ def _chosen_rows(source, count, choice, seed):
     return np.array([row for rows in zip(*by_class) for row in rows][:count], dtype=int)
 
 
-def held_out_data(source, dataset_spec, image_shape, count=None, *, condition_dim=None, choice="first",
+def held_out_data(source, dataset_spec, image_shape, count=None, *, label_dim=None, choice="first",
                   seed=0) -> HeldOutData:
     """The held-out images of a dataset at a model's size, and their labels for a conditional model.
 
@@ -84,7 +84,7 @@ def held_out_data(source, dataset_spec, image_shape, count=None, *, condition_di
             its split names, image and label columns and `preprocessing` (default: none).
         image_shape: the model's `(H, W, C)`; every image is preprocessed to it, without randomness.
         count: how many images (at most; fewer where the split has fewer); `None`: all.
-        condition_dim: a conditional model's label length: each image's label vector is
+        label_dim: a conditional model's label length: each image's label vector is
             read as `source_labels` reads it (attribute columns, or classes one-hot);
             `None`: no labels.
         choice: which images: "first" (the first `count` in stored order: what the
@@ -97,16 +97,16 @@ def held_out_data(source, dataset_spec, image_shape, count=None, *, condition_di
     Returns:
         `HeldOutData(images, labels, label_names)`: uint8 images `(N, H, W, C)` (dequantize them
         with `keras_realnvp.data.dequantize_numpy` where a model takes them), float32 labels
-        `(N, condition_dim)` and one name per label entry, or `None` and `None`.
+        `(N, label_dim)` and one name per label entry, or `None` and `None`.
 
     Raises:
         ValueError: an unknown source or choice, a split without images, images that do not
-        fit `image_shape`, labels that do not fit `condition_dim`.
+        fit `image_shape`, labels that do not fit `label_dim`.
 
     Example:
 
     >>> spec = {"patch_size": 8}
-    >>> images, labels, _ = held_out_data("embedded", spec, (8, 8, 3), 6, condition_dim=2, choice="random", seed=1)
+    >>> images, labels, _ = held_out_data("embedded", spec, (8, 8, 3), 6, label_dim=2, choice="random", seed=1)
     >>> images.shape, labels.argmax(axis=1).tolist()
     ((6, 8, 8, 3), [0, 1, 0, 1, 0, 1])
     >>> held_out_data("embedded", spec, (8, 8, 1), 3, choice="spread").images.shape  # grayscale, spread out
@@ -120,8 +120,8 @@ def held_out_data(source, dataset_spec, image_shape, count=None, *, condition_di
     if isinstance(source, str):
         source = open_source(source, spec, "eval")
     labels = names = None
-    if condition_dim is not None:
-        labels, names = source_labels(source, spec, condition_dim)
+    if label_dim is not None:
+        labels, names = source_labels(source, spec, label_dim)
     preprocessing = spec.get("preprocessing", "none")
     if choice != "first":
         if isinstance(source, StreamingSource):

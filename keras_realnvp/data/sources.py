@@ -117,10 +117,10 @@ def _rows_of(source, columns):
     return subset[[int(r) for r in source.rows]]
 
 
-def source_labels(source, dataset_spec: dict, condition_dim: int):
-    """The label vector of every example of `source` for a model with `condition_dim`, and their names.
+def source_labels(source, dataset_spec: dict, label_dim: int):
+    """The label vector of every example of `source` for a model with `label_dim`, and their names.
 
-    Returns `(labels, names)`: labels `(len(source), condition_dim)` float32, in the
+    Returns `(labels, names)`: labels `(len(source), label_dim)` float32, in the
     source's order (so `labels[k]` belongs to `source[k]`), and one name per entry. The
     first of these that the data has is used:
 
@@ -128,7 +128,7 @@ def source_labels(source, dataset_spec: dict, condition_dim: int):
       boolean columns on the Hub); booleans, 0/1 and -1/1 all map to {0, 1};
     - `dataset_spec["attribute_column"]`: one column holding each example's attribute
       list (or a dict, read in the order of `label_columns` when given);
-    - class numbers, one-hot encoded to `condition_dim` entries: the photo of an embedded
+    - class numbers, one-hot encoded to `label_dim` entries: the photo of an embedded
       patch, or `dataset_spec["label_column"]` (default `"label"`, which `datasets`'
       imagefolder fills from the class sub-folders of a local folder).
 
@@ -142,20 +142,20 @@ def source_labels(source, dataset_spec: dict, condition_dim: int):
     >>> labels.shape, names, labels.sum(axis=1).tolist() == [1.0] * 416
     ((416, 2), ['china', 'flower'], True)
     """
-    check_count(condition_dim, "condition_dim")
+    check_count(label_dim, "label_dim")
     from keras_realnvp.data.streaming import StreamingSource, stream_labels
 
     if isinstance(source, StreamingSource):
-        return stream_labels(source, dataset_spec, condition_dim)
+        return stream_labels(source, dataset_spec, label_dim)
     classes, class_names = getattr(source, "classes", None), getattr(source, "class_names", None)
     dataset = getattr(source, "dataset", None)
     if classes is None:
         first = lambda column: source.dataset[int(source.rows[0])][column] if len(source) else None  # noqa: E731
         columns, convert, names = label_reader(source.name, None if dataset is None else dataset.features,
-                                               dataset_spec, condition_dim, first)
-        return convert(_rows_of(source, columns)).reshape(len(source), condition_dim), names
-    labels = one_hot_classes(classes, condition_dim, source.name)
-    names = list(class_names) if class_names else [f"class {i}" for i in range(condition_dim)]
-    if len(names) != condition_dim:
-        raise ValueError(f"{source.name} has {len(names)} classes; the model has condition_dim={condition_dim}.")
+                                               dataset_spec, label_dim, first)
+        return convert(_rows_of(source, columns)).reshape(len(source), label_dim), names
+    labels = one_hot_classes(classes, label_dim, source.name)
+    names = list(class_names) if class_names else [f"class {i}" for i in range(label_dim)]
+    if len(names) != label_dim:
+        raise ValueError(f"{source.name} has {len(names)} classes; the model has label_dim={label_dim}.")
     return labels, names

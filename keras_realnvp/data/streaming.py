@@ -307,7 +307,7 @@ class StreamLabels:
         return np.asarray(self.convert(values), dtype=np.float32).reshape(len(records), len(self.names))
 
 
-def stream_labels(source: StreamingSource, dataset_spec: dict, condition_dim: int):
+def stream_labels(source: StreamingSource, dataset_spec: dict, label_dim: int):
     """`(StreamLabels, names)` for a streaming source: what `source_labels` gives for one.
 
     Example:
@@ -321,7 +321,7 @@ def stream_labels(source: StreamingSource, dataset_spec: dict, condition_dim: in
     (['cat', 'dog'], [[0.0, 1.0]])
     """
     first = lambda column: next(source.records(columns=[column]), {}).get(column)  # noqa: E731
-    columns, convert, names = label_reader(source.name, source.features, dataset_spec, condition_dim, first)
+    columns, convert, names = label_reader(source.name, source.features, dataset_spec, label_dim, first)
     labels = StreamLabels(columns, convert, names)
     return labels, labels.names
 

@@ -61,16 +61,16 @@ def decode_in_batches(model, latents, labels=None, batch_size=64):
 
 
 def as_label_array(labels, model, count, what="labels"):
-    """Labels as a float numpy array `(count, condition_dim)`, or `None` for unconditional models."""
+    """Labels as a float numpy array `(count, label_dim)`, or `None` for unconditional models."""
     if labels is None:
-        if model.condition_dim is not None:
-            raise ValueError(f"This model is conditional: pass {what} of shape ({count}, {model.condition_dim}).")
+        if model.label_dim is not None:
+            raise ValueError(f"This model is conditional: pass {what} of shape ({count}, {model.label_dim}).")
         return None
-    if model.condition_dim is None:
-        raise ValueError(f"This model is not conditional (condition_dim=None) but {what} were given.")
+    if model.label_dim is None:
+        raise ValueError(f"This model is not conditional (label_dim=None) but {what} were given.")
     labels = to_numpy(labels) if hasattr(labels, "shape") else np.asarray(labels)
-    if labels.shape != (count, model.condition_dim):
-        raise ValueError(f"{what} must have shape ({count}, {model.condition_dim}), got {labels.shape}.")
+    if labels.shape != (count, model.label_dim):
+        raise ValueError(f"{what} must have shape ({count}, {model.label_dim}), got {labels.shape}.")
     return labels.astype(model.compute_dtype)
 
 

@@ -14,8 +14,8 @@ from keras_realnvp.visualization.image_grid import image_grid
 
 def _check_conditional(model):
     model = check_model(model)
-    if model.condition_dim is None:
-        raise ValueError("Attribute swapping needs a conditional model: RealNVP(..., condition_dim=K).")
+    if model.label_dim is None:
+        raise ValueError("Attribute swapping needs a conditional model: RealNVP(..., label_dim=K).")
     return model
 
 
@@ -27,7 +27,7 @@ def swap_attributes(model, images, labels, new_labels, batch_size: int = 64) -> 
     labels, as appendix F does with CelebA's attributes.
 
     Args:
-        model: a conditional `RealNVP` (`condition_dim=K`).
+        model: a conditional `RealNVP` (`label_dim=K`).
         images: `(N, H, W, C)` pixel values in [0, 256).
         labels: `(N, K)` the images' label vectors (e.g. `one_hot(classes, K)`).
         new_labels: `(N, K)` the label vectors to decode with.
@@ -40,7 +40,7 @@ def swap_attributes(model, images, labels, new_labels, batch_size: int = 64) -> 
 
     >>> from keras_realnvp import RealNVP
     >>> from keras_realnvp.experiments import one_hot
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, condition_dim=2)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, label_dim=2)
     >>> x = np.random.default_rng(0).uniform(0, 256, (2, 8, 8, 1)).astype("float32")
     >>> y = one_hot([0, 1], 2)
     >>> float(np.abs(swap_attributes(model, x, y, y) - x).max()) < 1e-2
@@ -76,7 +76,7 @@ def swap_grid(model, images, labels, candidate_labels, batch_size: int = 64, pad
 
     >>> from keras_realnvp import RealNVP
     >>> from keras_realnvp.experiments import one_hot
-    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, condition_dim=2)
+    >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, label_dim=2)
     >>> x = np.random.default_rng(0).uniform(0, 256, (3, 8, 8, 1)).astype("float32")
     >>> swap_grid(model, x, one_hot([0, 1, 1], 2), one_hot([0, 1], 2)).shape
     (28, 28, 1)
@@ -84,15 +84,15 @@ def swap_grid(model, images, labels, candidate_labels, batch_size: int = 64, pad
     model = _check_conditional(model)
     images = as_numpy_batch(images, "images")
     candidates = np.asarray(candidate_labels, dtype=model.compute_dtype)
-    if candidates.ndim != 2 or candidates.shape[1] != model.condition_dim or len(candidates) == 0:
+    if candidates.ndim != 2 or candidates.shape[1] != model.label_dim or len(candidates) == 0:
         raise ValueError(
-            f"candidate_labels must have shape (M, {model.condition_dim}) with M >= 1, got {candidates.shape}."
+            f"candidate_labels must have shape (M, {model.label_dim}) with M >= 1, got {candidates.shape}."
         )
     labels = as_label_array(labels, model, len(images), "labels")
     latents = encode_in_batches(model, images, labels, batch_size)
     columns = [images.astype(np.float32)]
     for candidate in candidates:
-        new_labels = np.broadcast_to(candidate, (len(images), model.condition_dim))
+        new_labels = np.broadcast_to(candidate, (len(images), model.label_dim))
         columns.append(decode_in_batches(model, latents, new_labels, batch_size))
     tiles = np.stack(columns, axis=1)
     return image_grid(tiles.reshape(-1, *tiles.shape[2:]), num_columns=len(columns), padding=padding)

@@ -122,7 +122,7 @@ def compress(
         keep_fraction: fraction of the latent units kept, in [0, 1].
         temperature: standard deviation of the prior the other units are drawn from.
         seed: an integer for a reproducible draw; `None` uses the model's generator.
-        labels: `(N, condition_dim)` for a conditional model (used to encode and decode).
+        labels: `(N, label_dim)` for a conditional model (used to encode and decode).
         batch_size: images encoded and decoded at a time.
         return_latents: also return the latents that were decoded.
 

@@ -7,7 +7,7 @@ without a download.
 Example:
 
 >>> model = train_photo_conditional(patch_size=8, filters=4, num_blocks=1, steps=2, batch_size=8, verbose=0)
->>> model.condition_dim, model.image_shape
+>>> model.label_dim, model.image_shape
 (2, (8, 8, 3))
 """
 
@@ -16,7 +16,7 @@ from keras_realnvp.data.sources import EMBEDDED_CLASS_NAMES
 
 def train_photo_conditional(patch_size: int = 16, filters: int = 32, num_blocks: int = 2, steps: int = 300,
                             batch_size: int = 64, seed: int = 0, learning_rate: float = 1e-3, verbose: int = 2):
-    """A `RealNVP` with `condition_dim=2` trained on the embedded training patches, each labelled by its photo.
+    """A `RealNVP` with `label_dim=2` trained on the embedded training patches, each labelled by its photo.
 
     The model has 2 scales and the given `filters` and `num_blocks`; it is trained for
     `steps` Adam steps (gradient norm clipped at 100, as the trainer does) on batches of
@@ -49,7 +49,7 @@ def train_photo_conditional(patch_size: int = 16, filters: int = 32, num_blocks:
     images = load_embedded_patches("train", patch_size=patch_size)
     labels = one_hot(embedded_patch_origins("train", patch_size=patch_size)[:, 0], len(EMBEDDED_CLASS_NAMES))
     model = RealNVP(image_shape=(patch_size, patch_size, 3), num_scales=2, filters=filters, num_blocks=num_blocks,
-                    condition_dim=len(EMBEDDED_CLASS_NAMES), seed=seed)
+                    label_dim=len(EMBEDDED_CLASS_NAMES), seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=100.0))
     batches = shuffled_batches(np.arange(len(images)), batch_size, seed=seed)
 

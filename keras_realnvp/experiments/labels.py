@@ -5,7 +5,7 @@ from keras import ops
 
 
 def one_hot(indices, num_classes: int, dtype: str = "float32") -> np.ndarray:
-    """Class indices to one-hot label vectors: what `RealNVP(..., condition_dim=num_classes)` takes.
+    """Class indices to one-hot label vectors: what `RealNVP(..., label_dim=num_classes)` takes.
 
     Args:
         indices: integers in `[0, num_classes)`, any shape (a list, numpy array or tensor).
@@ -56,14 +56,14 @@ def recorded_label_names(metadata: dict, names=None) -> list:
     return list(names or trained.get("label_names") or spec.get("label_columns") or [])
 
 
-def requested_labels(request: str, condition_dim, count: int, held_out=None, names=()) -> np.ndarray | None:
-    """The label vectors `(count, condition_dim)` that a request such as `"Smiling,Male"` asks for.
+def requested_labels(request: str, label_dim, count: int, held_out=None, names=()) -> np.ndarray | None:
+    """The label vectors `(count, label_dim)` that a request such as `"Smiling,Male"` asks for.
 
     Args:
         request: `"held-out"` (the labels of the real images shown, `held_out[:count]`), K
             comma-separated numbers (one label vector for every row), or comma-separated names
             of label entries (`names`) set to 1, all others 0.
-        condition_dim: the model's label length `K`; `None` (an unconditional model) takes
+        label_dim: the model's label length `K`; `None` (an unconditional model) takes
             `"held-out"` only, and gives `None`.
         count: rows of the result.
         held_out: `(N >= count, K)` labels of the real images, for `"held-out"`.
@@ -84,13 +84,13 @@ def requested_labels(request: str, condition_dim, count: int, held_out=None, nam
     >>> requested_labels("held-out", None, 4) is None
     True
     """
-    if condition_dim is None:
+    if label_dim is None:
         if request != HELD_OUT:
-            raise ValueError("labels go with a conditional model (condition_dim); this one has none.")
+            raise ValueError("labels go with a conditional model (label_dim); this one has none.")
         return None
     if request == HELD_OUT:
         if held_out is None:
-            raise ValueError(f"no labels for the held-out images of this model (condition_dim={condition_dim}); "
+            raise ValueError(f"no labels for the held-out images of this model (label_dim={label_dim}); "
                              "give labelled held-out data, or the labels themselves")
         return np.asarray(held_out, np.float32)[:count]
     parts = [part.strip() for part in request.split(",") if part.strip()]
@@ -103,6 +103,6 @@ def requested_labels(request: str, condition_dim, count: int, held_out=None, nam
             known = ", ".join(names) if names else "none recorded"
             raise ValueError(f"unknown label names {', '.join(unknown)}; this model's labels: {known}") from None
         vector = np.array([1.0 if name in parts else 0.0 for name in names], np.float32)
-    if vector.shape != (condition_dim,):
-        raise ValueError(f"the labels give {vector.size} numbers; the model has condition_dim={condition_dim}")
-    return np.broadcast_to(vector, (count, condition_dim)).copy()
+    if vector.shape != (label_dim,):
+        raise ValueError(f"the labels give {vector.size} numbers; the model has label_dim={label_dim}")
+    return np.broadcast_to(vector, (count, label_dim)).copy()

@@ -140,7 +140,7 @@ def manifold(model, images, num_steps: int = 8, batch_size: int = 64) -> np.ndar
     True
     """
     model = check_model(model)
-    if model.condition_dim is not None:
+    if model.label_dim is not None:
         raise ValueError(
             "manifold takes an unconditional model; for a conditional one, encode with labels, "
             "mix the latents with manifold_latents and decode with the labels you want."

@@ -29,7 +29,7 @@ def sample_in_batches(
         temperature: standard deviation `T` of the prior draw; 0 decodes the zero latent.
         seed: an integer for reproducible samples; `None` uses the model's generator.
         image_shape: `(H, W, C)` to sample at another size (see `extrapolate`).
-        labels: `(num_samples, condition_dim)` label vectors for a conditional model.
+        labels: `(num_samples, label_dim)` label vectors for a conditional model.
         batch_size: images decoded at a time.
 
     Returns:

@@ -86,7 +86,7 @@ def toy_figure(
     Example:
 
     >>> from keras_realnvp.models.toy2d import RealNVP2D, two_moons
-    >>> model = RealNVP2D(num_couplings=2, units=8)
+    >>> model = RealNVP2D(num_couplings=2, filters=8)
     >>> toy_figure(model, two_moons(50, seed=0), panel_size=64).shape
     (168, 140, 3)
     """

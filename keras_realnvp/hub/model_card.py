@@ -177,8 +177,8 @@ def _architecture(config) -> str:
     for key, what in (("num_scales", "scale"), ("filters", "hidden feature map"), ("num_blocks", "residual block")):
         if config.get(key) is not None:
             parts.append(_count(config[key], what))
-    if config.get("condition_dim"):
-        parts.append(f"conditioned on a {config['condition_dim']}-entry label vector")
+    if config.get("label_dim"):
+        parts.append(f"conditioned on a {config['label_dim']}-entry label vector")
     return ", ".join(parts) if parts else "see config.json"
 
 
@@ -236,7 +236,7 @@ def _objective(metadata, config, trained) -> list:
 
 def _labels(config, trained) -> list:
     names = trained.get("label_names")
-    if not config.get("condition_dim") or not isinstance(names, list) or not names:
+    if not config.get("label_dim") or not isinstance(names, list) or not names:
         return []
     return ["", f"Conditional model: each label vector has {len(names)} entries, in this order: "
             + ", ".join(f"`{n}`" for n in names) + "."]
@@ -245,9 +245,9 @@ def _labels(config, trained) -> list:
 def _usage(config, repo_id, revision) -> list:
     handle = f"{HF_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
     imports, sample = [], ["samples = model.sample(16, temperature=0.7)"]
-    if config.get("condition_dim"):
+    if config.get("label_dim"):
         imports = ["import numpy as np", ""]
-        sample = [f'labels = np.zeros((16, {config["condition_dim"]}), "float32")  # one label vector per sample',
+        sample = [f'labels = np.zeros((16, {config["label_dim"]}), "float32")  # one label vector per sample',
                   "samples = model.sample(16, temperature=0.7, labels=labels)"]
     if revision:
         # keras.saving.load_model("hf://owner/name") downloads the default branch: it takes no revision.

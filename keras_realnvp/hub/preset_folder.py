@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 
+from keras_realnvp.config_migration import rename_old_keys
 from keras_realnvp.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -94,7 +95,7 @@ _ARGUMENT_CHECKS = {
     "bn_epsilon": (_is_number, "a finite number"),
     "bn_mode": (lambda v: v in ("running_average", "batch"), '"running_average" or "batch"'),
     "l2_scale": (_is_number, "a finite number"),
-    "condition_dim": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
+    "label_dim": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
     "seed": (lambda v: v is None or _is_int(v), "null or an integer"),
 }
 
@@ -105,7 +106,9 @@ def read_model_config(folder, model_class) -> dict:
     Raises a `ValueError` if the file describes any other class, holds arguments this
     version of keras_realnvp does not know (a preset from an incompatible version), or
     describes a model beyond `model_class.check_config_size` (the closed-form size limits).
-    The class is an argument, so that this module never imports the models.
+    Arguments stored under an older name (`model_class.renamed_config_keys`, e.g.
+    `condition_dim` for `label_dim`) are returned under the current one. The class is an
+    argument, so that this module never imports the models.
 
     Example:
 
@@ -136,6 +139,7 @@ def read_model_config(folder, model_class) -> dict:
     arguments = config.get("config")
     if not isinstance(arguments, dict):
         raise ValueError(f"{path} has no 'config' object with the model's arguments.")
+    arguments = rename_old_keys(arguments, getattr(model_class, "renamed_config_keys", {}), where=path)
     allowed = set(inspect.signature(model_class.__init__).parameters) - {"self", "kwargs"}
     unknown = sorted(set(arguments) - allowed - _BASE_KEYS)
     if unknown:

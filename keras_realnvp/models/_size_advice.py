@@ -26,27 +26,28 @@ _ORDINARY = {
     "filters": 64,
     "num_blocks": 8,
     "num_scales": 2,
-    "condition_dim": 1,
+    "label_dim": 1,
     "channels": 3,
     "pixels": 32 * 32,
     "dim": 2,
     "num_couplings": 6,
-    "units": 64,
-    "num_layers": 1,
 }
+# RealNVP2D's ordinary depth differs from RealNVP's: one hidden layer after the first (`num_blocks`).
+VECTOR_ORDINARY = {"num_blocks": 1}
 
 
-def excess(what, total, limit, constant, candidates):
+def excess(what, total, limit, constant, candidates, ordinary=None):
     """The message for `total` over `limit`.
 
     `constant` names the limit (`module.NAME`). `candidates`: `(key in _ORDINARY, setting as
     "name=value", value, advice or None)`, where `advice` says how far that setting alone must
     come down. The setting that can fix it alone and is furthest above its ordinary value is named first, the others
-    that could fix it alone follow.
+    that could fix it alone follow. `ordinary` replaces some of `_ORDINARY` (`VECTOR_ORDINARY` for `RealNVP2D`).
     """
+    ordinary = {**_ORDINARY, **(ordinary or {})}
     text = f"{total:,} {what}, more than the limit of {limit:,} ({constant})"
     fixable = sorted(
-        ((value / _ORDINARY[key], shown, advice) for key, shown, value, advice in candidates if advice),
+        ((value / ordinary[key], shown, advice) for key, shown, value, advice in candidates if advice),
         key=lambda item: item[0],
         reverse=True,
     )
@@ -60,14 +61,14 @@ def excess(what, total, limit, constant, candidates):
 
 def blame(count, values, limit, names):
     """Candidates for `excess`: each of `names` (`(key, shown)`) bisected down to what fits."""
-    minimums = {"num_blocks": 0, "condition_dim": 0, "num_layers": 0, "num_couplings": 2, "dim": 2}
+    minimums = {"num_blocks": 0, "label_dim": 0, "num_couplings": 2, "dim": 2}
     candidates = []
     for key, shown in names:
         if values[key]:
             most = largest_fitting(count, values, key, minimums.get(key, 1), limit)
             label = "image channels" if key == "channels" else key
             advice = None if most is None else f"{label} can be at most {most:,}"
-            if key == "condition_dim" and most == 0:
-                advice = "only an unconditional model (condition_dim=None) fits"
+            if key == "label_dim" and most == 0:
+                advice = "only an unconditional model (label_dim=None) fits"
             candidates.append((key, shown, values[key], advice))
     return candidates

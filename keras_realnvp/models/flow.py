@@ -42,12 +42,12 @@ class Flow(keras.Model):
 
     A subclass provides:
 
-    - `forward_flow(x, condition=None, training=False)` -> `(latents, log_det)` and
-      `inverse_flow(latents, condition=None)`, the flow without input checks;
+    - `forward_flow(x, labels=None, training=False)` -> `(latents, log_det)` and
+      `inverse_flow(latents, labels=None)`, the flow without input checks;
     - `latent_shapes(image_shape=None)`: the per-example latent shapes, one per latent;
     - `_check_data(x)` and `_check_latents(latents)`: input checks (`input_checks`), the
       latter returning a list of arrays, one per latent;
-    - `sampling_seed`, a `keras.random.SeedGenerator`; optionally `condition_dim` (default
+    - `sampling_seed`, a `keras.random.SeedGenerator`; optionally `label_dim` (default
       `None`: no labels), `_flow_dtype` (default the compute dtype), and `_to_list` /
       `_from_list` when its latents are one tensor rather than a list.
 
@@ -60,7 +60,7 @@ class Flow(keras.Model):
 
     >>> import numpy as np
     >>> from keras_realnvp import RealNVP, RealNVP2D
-    >>> isinstance(RealNVP2D(num_couplings=2, units=4), Flow)
+    >>> isinstance(RealNVP2D(num_couplings=2, filters=4), Flow)
     True
     >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1)
     >>> x = np.full((2, 8, 8, 1), 100.5, "float32")
@@ -69,16 +69,16 @@ class Flow(keras.Model):
     True
     """
 
-    condition_dim = None
+    label_dim = None
     compiles_inference = True
     _data_name = "images"  # what the first argument is called in error messages
 
     # ------------------------------------------------------------ hooks
 
-    def forward_flow(self, x, condition=None, training=False):
+    def forward_flow(self, x, labels=None, training=False):
         raise NotImplementedError
 
-    def inverse_flow(self, latents, condition=None):
+    def inverse_flow(self, latents, labels=None):
         raise NotImplementedError
 
     def latent_shapes(self, image_shape=None):
@@ -131,14 +131,14 @@ class Flow(keras.Model):
         return functions[name]
 
     def _forward_fn(self, x, labels):
-        latents, log_det = self.forward_flow(x, condition=labels, training=False)
+        latents, log_det = self.forward_flow(x, labels=labels, training=False)
         return self._to_list(latents), self.prior_log_prob(latents) + log_det
 
     def _decode_fn(self, latents, labels):
-        return self.inverse_flow(self._from_list(latents), condition=labels)
+        return self.inverse_flow(self._from_list(latents), labels=labels)
 
     def _labels_tensor(self, labels, batch_size):
-        labels = check_labels(labels, self.condition_dim, batch_size)
+        labels = check_labels(labels, self.label_dim, batch_size)
         return None if labels is None else ops.convert_to_tensor(labels, dtype=self.compute_dtype)
 
     def _prepare(self, x, labels):
@@ -157,7 +157,7 @@ class Flow(keras.Model):
         Args:
             x: `RealNVP`: `(N, H, W, C)` pixel values in [0, 256) (already dequantized),
                 the density is on the [0, 256)^D scale; `RealNVP2D`: `(N, dim)` points.
-            labels: `(N, condition_dim)` for a conditional model.
+            labels: `(N, label_dim)` for a conditional model.
 
         Returns:
             A tensor of shape `(N,)`.
@@ -248,7 +248,7 @@ class Flow(keras.Model):
         Example:
 
         >>> from keras_realnvp import RealNVP2D
-        >>> model = RealNVP2D(num_couplings=2, units=8)
+        >>> model = RealNVP2D(num_couplings=2, filters=8)
         >>> tuple(model.encode([[0.5, -1.0], [2.0, 0.0]]).shape)
         (2, 2)
         """
@@ -264,7 +264,7 @@ class Flow(keras.Model):
 
         >>> import numpy as np
         >>> from keras_realnvp import RealNVP2D
-        >>> model = RealNVP2D(num_couplings=2, units=8)
+        >>> model = RealNVP2D(num_couplings=2, filters=8)
         >>> z = np.array([[0.1, 0.2]], "float32")
         >>> bool(np.allclose(np.asarray(model.encode(model.decode(z))), z, atol=1e-6))
         True
@@ -288,7 +288,7 @@ class Flow(keras.Model):
         Example:
 
         >>> from keras_realnvp import RealNVP2D
-        >>> model = RealNVP2D(num_couplings=2, units=8)
+        >>> model = RealNVP2D(num_couplings=2, filters=8)
         >>> tuple(model.sample_latents(3, seed=0).shape)
         (3, 2)
         """
@@ -307,13 +307,13 @@ class Flow(keras.Model):
 
         Args:
             num_samples, temperature, seed, image_shape: as in `sample_latents`.
-            labels: `(num_samples, condition_dim)` for a conditional model.
+            labels: `(num_samples, label_dim)` for a conditional model.
 
         Example:
 
         >>> import numpy as np
         >>> from keras_realnvp import RealNVP2D
-        >>> model = RealNVP2D(num_couplings=2, units=8)
+        >>> model = RealNVP2D(num_couplings=2, filters=8)
         >>> zero = np.asarray(model.decode([[0.0, 0.0]] * 2))
         >>> bool(np.all(np.asarray(model.sample(2, temperature=0.0)) == zero))
         True

@@ -146,7 +146,7 @@ def check_images(x, channels, multiple, min_size, what="images"):
     return x
 
 
-def check_labels(labels, condition_dim, batch_size, what="labels"):
+def check_labels(labels, label_dim, batch_size, what="labels"):
     """Validate the label vectors of a conditional model; `None` for unconditional ones.
 
     Values are checked (finite) wherever they exist, as in `check_finite_in_range`.
@@ -154,23 +154,23 @@ def check_labels(labels, condition_dim, batch_size, what="labels"):
     Example:
 
     >>> import numpy as np
-    >>> check_labels(np.eye(2), condition_dim=2, batch_size=2).shape
+    >>> check_labels(np.eye(2), label_dim=2, batch_size=2).shape
     (2, 2)
-    >>> check_labels(np.eye(2), condition_dim=3, batch_size=2)
+    >>> check_labels(np.eye(2), label_dim=3, batch_size=2)
     Traceback (most recent call last):
     ...
     ValueError: labels must have shape (2, 3), got (2, 2).
     """
-    if condition_dim is None:
+    if label_dim is None:
         if labels is not None:
-            raise ValueError("This model is not conditional (condition_dim=None) but labels were given.")
+            raise ValueError("This model is not conditional (label_dim=None) but labels were given.")
         return None
     if labels is None:
-        raise ValueError(f"This model is conditional: pass {what} of shape (batch, {condition_dim}).")
+        raise ValueError(f"This model is conditional: pass {what} of shape (batch, {label_dim}).")
     labels = as_array(labels, what)
     shape = tuple(labels.shape)
-    if not _same_shape(shape, (batch_size, condition_dim)):
-        raise ValueError(f"{what} must have shape ({batch_size}, {condition_dim}), got {shape}.")
+    if not _same_shape(shape, (batch_size, label_dim)):
+        raise ValueError(f"{what} must have shape ({batch_size}, {label_dim}), got {shape}.")
     check_finite_in_range(labels, what, None, None)
     return labels
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 
 from keras_realnvp.bijectors import AffineCoupling, BijectorChain, Logit, RunningBatchNorm, Squeeze
+from keras_realnvp.config_migration import LABEL_DIM_RENAMES, rename_old_keys
 from keras_realnvp.layers import FactorOut, UniformDequantization
 from keras_realnvp.models.flow import Flow
 from keras_realnvp.models.input_checks import check_image_shape, check_images, check_latent_list
@@ -78,7 +79,7 @@ class RealNVP(TrainingObjective, Flow):
             existed were trained with.
         l2_scale: L2 coefficient on the weight-scale parameters, relative to the negative
             log-likelihood in nats per image (the paper's 5e-5).
-        condition_dim: length of a label vector the flow is conditioned on
+        label_dim: length of a label vector the flow is conditioned on
             (appendix F), or `None`.
         seed: seed of the dequantization and sampling generators, an integer in
             `[0, 2^31 - 1)`, or `None`.
@@ -113,7 +114,7 @@ class RealNVP(TrainingObjective, Flow):
         bn_epsilon: float = 1e-4,
         bn_mode: str = "running_average",
         l2_scale: float = 5e-5,
-        condition_dim: int | None = None,
+        label_dim: int | None = None,
         seed: int | None = None,
         **kwargs,
     ):
@@ -123,9 +124,9 @@ class RealNVP(TrainingObjective, Flow):
         super().__init__(**kwargs)
         # Types, ranges and the size limits (keras_realnvp.models.size_limits), in closed form
         # before any layer exists: an oversized setting would otherwise hang or hit the allocator.
-        size = check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim, seed)
+        size = check_model_size(image_shape, num_scales, filters, num_blocks, label_dim, seed)
         image_shape, num_scales, filters, num_blocks = size.image_shape, size.num_scales, size.filters, size.num_blocks
-        condition_dim, seed = size.condition_dim, size.seed
+        label_dim, seed = size.label_dim, size.seed
         self.image_shape = image_shape
         self.num_scales = num_scales
         self.filters = filters
@@ -137,7 +138,7 @@ class RealNVP(TrainingObjective, Flow):
             raise ValueError(f"`bn_mode` must be one of {RunningBatchNorm.MODES}, got {bn_mode!r}.")
         self.bn_mode = bn_mode
         self.l2_scale = l2_scale
-        self.condition_dim = condition_dim
+        self.label_dim = label_dim
         self.seed = seed
         self._check_shape((1, *image_shape), "image_shape")
 
@@ -187,7 +188,7 @@ class RealNVP(TrainingObjective, Flow):
                     reverse=bool(j % 2),
                     filters=width,
                     num_blocks=self.num_blocks,
-                    condition_dim=self.condition_dim,
+                    label_dim=self.label_dim,
                     bn_momentum=self.bn_momentum,
                     network_dtype=self._network_policy,
                     dtype=self._flow_policy,
@@ -245,7 +246,7 @@ class RealNVP(TrainingObjective, Flow):
 
     # ----------------------------------------------------------------- the flow
 
-    def forward_flow(self, x: Tensor, condition: Tensor | None = None, training: bool = False) -> tuple:
+    def forward_flow(self, x: Tensor, labels: Tensor | None = None, training: bool = False) -> tuple:
         """`f(x)`: pixel values to `(latents, log|det df/dx|)`, no input checks.
 
         The building block of the public methods; usable inside compiled code.
@@ -253,16 +254,16 @@ class RealNVP(TrainingObjective, Flow):
         h, log_det = self.logit(x)
         latents = []
         for scale in self._scales_at(self.image_shape):  # layers only: any image size runs
-            z, h, scale_log_det = scale.forward(h, condition=condition, training=training)
+            z, h, scale_log_det = scale.forward(h, labels=labels, training=training)
             latents.append(z)
             log_det = log_det + scale_log_det
         return latents, log_det
 
-    def inverse_flow(self, latents: list, condition: Tensor | None = None) -> Tensor:
+    def inverse_flow(self, latents: list, labels: Tensor | None = None) -> Tensor:
         """`f^-1(latents)`: back to pixel values, no input checks."""
         h = None
         for scale, z in zip(reversed(self._scales_at(self.image_shape)), reversed(latents)):
-            h = scale.inverse(z, h, condition=condition)
+            h = scale.inverse(z, h, labels=labels)
         return self.logit.inverse(h)
 
     def call(self, inputs, training=False):
@@ -274,7 +275,7 @@ class RealNVP(TrainingObjective, Flow):
         images, labels = self._split_inputs(inputs)
         if _is_integer(images):
             images = self.dequantizer(images)
-        latents, log_det = self.forward_flow(images, condition=labels, training=training)
+        latents, log_det = self.forward_flow(images, labels=labels, training=training)
         return self.prior_log_prob(latents) + log_det
 
     def _split_inputs(self, inputs):
@@ -345,9 +346,25 @@ class RealNVP(TrainingObjective, Flow):
             "bn_epsilon": self.bn_epsilon,
             "bn_mode": self.bn_mode,
             "l2_scale": self.l2_scale,
-            "condition_dim": self.condition_dim,
+            "label_dim": self.label_dim,
             "seed": self.seed,
         }
+
+    # Config keys written under an older name, `{old: new}` (keras_realnvp.config_migration).
+    renamed_config_keys = LABEL_DIM_RENAMES
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "RealNVP":
+        """The model a config describes; a config written before a rename (`condition_dim`) loads too.
+
+        Example:
+
+        >>> old = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=2, num_blocks=0, label_dim=3).get_config()
+        >>> old["condition_dim"] = old.pop("label_dim")    # as configs were written before label_dim
+        >>> RealNVP.from_config(old).label_dim
+        3
+        """
+        return super().from_config(rename_old_keys(config, cls.renamed_config_keys), custom_objects)
 
     # ------------------------------------------------------------- presets
 
@@ -395,7 +412,7 @@ class RealNVP(TrainingObjective, Flow):
         ValueError: config.json: num_blocks=100000 gives 1,000,000 residual blocks ...
         """
         defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
-        names = ("image_shape", "num_scales", "filters", "num_blocks", "condition_dim", "seed")
+        names = ("image_shape", "num_scales", "filters", "num_blocks", "label_dim", "seed")
         check_model_size(**{name: arguments.get(name, defaults[name]) for name in names}, where=where)
 
     def save_to_preset(self, preset_dir: str | os.PathLike, metadata: dict | None = None) -> Path:

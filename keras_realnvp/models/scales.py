@@ -120,21 +120,21 @@ class Scale(NamedTuple):
         """The scale's coupling chains in forward order: checkerboard, then channel (if any)."""
         return [self.checkerboard] if self.is_last else [self.checkerboard, self.channel]
 
-    def forward(self, h, condition=None, training=False):
+    def forward(self, h, labels=None, training=False):
         """`(latent, h_next, log_det)`: the scale's part of `f`; `h_next` is `None` for the last scale."""
-        h, log_det = self.checkerboard(h, condition=condition, training=training)
+        h, log_det = self.checkerboard(h, labels=labels, training=training)
         if self.is_last:
             return h, None, log_det
         h, _ = self.squeeze(h)
-        h, channel_log_det = self.channel(h, condition=condition, training=training)
+        h, channel_log_det = self.channel(h, labels=labels, training=training)
         z, h = self.factor_out(h)
         return z, h, log_det + channel_log_det
 
-    def inverse(self, z, h_next=None, condition=None):
+    def inverse(self, z, h_next=None, labels=None):
         """The scale's input from its latent `z` and what went on to the next scale (`h_next`)."""
         h = z
         if not self.is_last:
             h = self.factor_out.merge(z, h_next)
-            h = self.channel.inverse(h, condition=condition)
+            h = self.channel.inverse(h, labels=labels)
             h = self.squeeze.inverse(h)
-        return self.checkerboard.inverse(h, condition=condition)
+        return self.checkerboard.inverse(h, labels=labels)

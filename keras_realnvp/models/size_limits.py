@@ -32,7 +32,7 @@ import fractions
 from typing import NamedTuple
 
 from keras_realnvp.bijectors.masks import MASK_TYPES
-from keras_realnvp.models._size_advice import blame, excess
+from keras_realnvp.models._size_advice import VECTOR_ORDINARY, blame, excess
 from keras_realnvp.models.input_checks import check_count, check_image_shape, is_integer_scalar
 from keras_realnvp.models.scales import coupling_widths, scale_shapes, spatial_rule
 
@@ -58,7 +58,7 @@ class ModelSize(NamedTuple):
     num_scales: int
     filters: int
     num_blocks: int
-    condition_dim: int | None
+    label_dim: int | None
     seed: int | None
     parameters: int
     activations: int
@@ -69,14 +69,14 @@ class ToyModelSize(NamedTuple):
 
     Example:
 
-    >>> check_toy_model_size(2, num_couplings=2, units=4, num_layers=0)
-    ToyModelSize(dim=2, num_couplings=2, units=4, num_layers=0, seed=None, parameters=68)
+    >>> check_toy_model_size(2, num_couplings=2, filters=4, num_blocks=0)
+    ToyModelSize(dim=2, num_couplings=2, filters=4, num_blocks=0, seed=None, parameters=68)
     """
 
     dim: int
     num_couplings: int
-    units: int
-    num_layers: int
+    filters: int
+    num_blocks: int
     seed: int | None
     parameters: int
 
@@ -84,19 +84,19 @@ class ToyModelSize(NamedTuple):
 # ------------------------------------------------------- closed forms, settings assumed valid
 
 
-def _resnet_parameters(inputs, filters, num_blocks, outputs, condition_dim):
+def _resnet_parameters(inputs, filters, num_blocks, outputs, label_dim):
     # CouplingResNet: every WeightNormConv2D has a direction (k*k*in*out), a magnitude g and
     # a bias (out each); every BatchNormalization has gamma, beta and two moving statistics.
     f, b = filters, num_blocks
     stem = 9 * inputs * f + 2 * f
-    condition = condition_dim * f + f if condition_dim else 0  # Dense(filters), only for a conditional model
+    projection = label_dim * f + f if label_dim else 0  # Dense(filters) of the labels, only for a conditional model
     skips = (b + 1) * (f * f + 2 * f)  # 1x1 convolutions
     blocks = b * (2 * 4 * f + 2 * (9 * f * f + 2 * f))  # [BN, 3x3 conv] x 2
     head = 4 * f + outputs * f + 2 * outputs  # BN, 1x1 convolution
-    return stem + condition + skips + blocks + head
+    return stem + projection + skips + blocks + head
 
 
-def _image_coupling_parameters(mask_type, channels, filters, num_blocks, condition_dim):
+def _image_coupling_parameters(mask_type, channels, filters, num_blocks, label_dim):
     # AffineCoupling on images: a checkerboard coupling's network sees all channels plus the
     # mask; a channel coupling's sees the kept half. Then a per-channel `scale` of s, and the
     # RunningBatchNorm after it: two moving statistics per channel and an update counter.
@@ -104,7 +104,7 @@ def _image_coupling_parameters(mask_type, channels, filters, num_blocks, conditi
         inputs, transformed = channels + 1, channels
     else:
         inputs, transformed = channels // 2, channels // 2
-    network = _resnet_parameters(inputs, filters, num_blocks, 2 * transformed, condition_dim)
+    network = _resnet_parameters(inputs, filters, num_blocks, 2 * transformed, label_dim)
     return network + transformed + (2 * channels + 1)
 
 
@@ -119,10 +119,10 @@ def _couplings(height, width, channels, num_scales, filters):
             yield "channel", 3, h * w, c, channel_width
 
 
-def _parameters(channels, num_scales, filters, num_blocks, condition_dim):
+def _parameters(channels, num_scales, filters, num_blocks, label_dim):
     # Independent of height and width: every weight is per channel (the model is fully convolutional).
     return sum(
-        count * _image_coupling_parameters(mask_type, c, width, num_blocks, condition_dim)
+        count * _image_coupling_parameters(mask_type, c, width, num_blocks, label_dim)
         for mask_type, count, _, c, width in _couplings(0, 0, channels, num_scales, filters)
     )
 
@@ -147,11 +147,12 @@ def _network_blocks(num_scales, num_blocks):
     return (6 * (num_scales - 1) + 4) * num_blocks
 
 
-def _toy_parameters(dim, num_couplings, units, num_layers, mask_type):
-    # AffineCoupling on vectors: a CouplingMLP (Dense layers: kernel and bias) and the scale.
+def _toy_parameters(dim, num_couplings, filters, num_blocks, mask_type):
+    # AffineCoupling on vectors: a CouplingMLP (Dense layers: kernel and bias; `filters` units wide,
+    # `num_blocks` hidden layers after the first) and the scale.
     inputs, transformed = (dim, dim) if mask_type == "checkerboard" else (dim // 2, dim // 2)
     outputs = 2 * transformed
-    network = inputs * units + units + num_layers * (units * units + units) + units * outputs + outputs
+    network = inputs * filters + filters + num_blocks * (filters * filters + filters) + filters * outputs + outputs
     return num_couplings * (network + transformed)
 
 
@@ -183,14 +184,14 @@ def check_seed(seed, what="seed"):
     return int(seed)
 
 
-def _check_image_model_settings(image_shape, num_scales, filters, num_blocks, condition_dim):
+def _check_image_model_settings(image_shape, num_scales, filters, num_blocks, label_dim):
     image_shape = check_image_shape(image_shape)
     num_scales = check_count(num_scales, "num_scales")
     filters = check_count(filters, "filters")
     num_blocks = check_count(num_blocks, "num_blocks", minimum=0)
-    if condition_dim is not None and (not is_integer_scalar(condition_dim) or condition_dim < 1):
-        raise ValueError(f"condition_dim must be None or a positive integer, got {condition_dim!r}.")
-    condition_dim = None if condition_dim is None else int(condition_dim)
+    if label_dim is not None and (not is_integer_scalar(label_dim) or label_dim < 1):
+        raise ValueError(f"label_dim must be None or a positive integer, got {label_dim!r}.")
+    label_dim = None if label_dim is None else int(label_dim)
     height, width, _ = image_shape
     # Compared through bit lengths: 2**num_scales itself could be astronomically large.
     most = min(height, width).bit_length() - 1
@@ -208,10 +209,10 @@ def _check_image_model_settings(image_shape, num_scales, filters, num_blocks, co
                 f"image_shape {name} {size} must be a multiple of {multiple} and at least {minimum} "
                 f"for num_scales={num_scales}."
             )
-    return image_shape, num_scales, filters, num_blocks, condition_dim
+    return image_shape, num_scales, filters, num_blocks, label_dim
 
 
-def parameter_count(image_shape, num_scales, filters, num_blocks, condition_dim=None):
+def parameter_count(image_shape, num_scales, filters, num_blocks, label_dim=None):
     """The number of values in a `RealNVP`'s weights (`model.count_params()`), without building it.
 
     Counts every weight: the s/t networks' convolutions (direction, magnitude, bias), their
@@ -230,9 +231,9 @@ def parameter_count(image_shape, num_scales, filters, num_blocks, condition_dim=
     >>> parameter_count((8, 8, 1), num_scales=2, filters=4, num_blocks=1)
     13317
     """
-    settings = _check_image_model_settings(image_shape, num_scales, filters, num_blocks, condition_dim)
-    image_shape, num_scales, filters, num_blocks, condition_dim = settings
-    return _parameters(image_shape[-1], num_scales, filters, num_blocks, condition_dim or 0)
+    settings = _check_image_model_settings(image_shape, num_scales, filters, num_blocks, label_dim)
+    image_shape, num_scales, filters, num_blocks, label_dim = settings
+    return _parameters(image_shape[-1], num_scales, filters, num_blocks, label_dim or 0)
 
 
 def activation_count(image_shape, num_scales, filters, num_blocks):
@@ -242,7 +243,7 @@ def activation_count(image_shape, num_scales, filters, num_blocks):
     outputs: `(5 * num_blocks + 3)` feature maps of the network's width (stem, skips, the
     blocks' two convolutions and two batch norms, the head's batch norm) and the head's
     output, at the coupling's positions. Not counted: the flow's own tensors (a few
-    channels per position, against the networks' `filters`) and the condition projection
+    channels per position, against the networks' `filters`) and the label projection
     (one vector per image).
 
     Example:
@@ -257,7 +258,7 @@ def activation_count(image_shape, num_scales, filters, num_blocks):
     return _activations(*image_shape, num_scales, filters, num_blocks)
 
 
-def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim=None, seed=None, where=None):
+def check_model_size(image_shape, num_scales, filters, num_blocks, label_dim=None, seed=None, where=None):
     """Check a `RealNVP`'s settings (types, ranges, size limits) before anything is built.
 
     Every setting must be a Python or NumPy integer (not a bool, float or string);
@@ -285,11 +286,11 @@ def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim
     """
     prefix = "" if where is None else f"{where}: "
     try:
-        settings = _check_image_model_settings(image_shape, num_scales, filters, num_blocks, condition_dim)
+        settings = _check_image_model_settings(image_shape, num_scales, filters, num_blocks, label_dim)
         seed = check_seed(seed)
     except ValueError as error:
         raise ValueError(f"{prefix}{error}") from None
-    image_shape, num_scales, filters, num_blocks, condition_dim = settings
+    image_shape, num_scales, filters, num_blocks, label_dim = settings
     height, width, channels = image_shape
     values = {
         "height": height,
@@ -298,11 +299,11 @@ def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim
         "num_scales": num_scales,
         "filters": filters,
         "num_blocks": num_blocks,
-        "condition_dim": condition_dim or 0,
+        "label_dim": label_dim or 0,
     }
 
     def parameters_of(v):
-        return _parameters(v["channels"], v["num_scales"], v["filters"], v["num_blocks"], v["condition_dim"])
+        return _parameters(v["channels"], v["num_scales"], v["filters"], v["num_blocks"], v["label_dim"])
 
     def activations_of(v):
         return _activations(v["height"], v["width"], v["channels"], v["num_scales"], v["filters"], v["num_blocks"])
@@ -322,7 +323,7 @@ def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim
             ("filters", f"filters={filters}"),
             ("num_blocks", f"num_blocks={num_blocks}"),
             ("num_scales", f"num_scales={num_scales}"),
-            ("condition_dim", f"condition_dim={condition_dim}"),
+            ("label_dim", f"label_dim={label_dim}"),
             ("channels", f"image_shape={image_shape}"),
         ]
         candidates = blame(parameters_of, values, MAX_PARAMETERS, names)
@@ -341,16 +342,17 @@ def check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim
         problems.append(excess(what, activations, MAX_ACTIVATIONS, f"{_MODULE}.MAX_ACTIVATIONS", candidates))
     if problems:
         raise ValueError(prefix + " ".join(problems))
-    return ModelSize(image_shape, num_scales, filters, num_blocks, condition_dim, seed, parameters, activations)
+    return ModelSize(image_shape, num_scales, filters, num_blocks, label_dim, seed, parameters, activations)
 
 
-def check_toy_model_size(dim, num_couplings, units, num_layers, mask_type="checkerboard", seed=None):
+def check_toy_model_size(dim, num_couplings, filters, num_blocks, mask_type="checkerboard", seed=None):
     """Check a `RealNVP2D`'s settings (types, ranges, size limits) before anything is built.
 
-    `dim`, `num_couplings` (both at least 2), `units` (at least 1) and `num_layers` (at
-    least 0) must be Python or NumPy integers; `mask_type` `"checkerboard"` or
-    `"channel"` (the latter with an even `dim`). The hidden layers of all couplings,
-    `num_couplings * (num_layers + 1)`, must stay within `MAX_NETWORK_BLOCKS` and the
+    `dim`, `num_couplings` (both at least 2), `filters` (the hidden units of each Dense
+    layer, at least 1) and `num_blocks` (the hidden layers after the first, at least 0) must
+    be Python or NumPy integers; `mask_type` `"checkerboard"` or `"channel"` (the latter
+    with an even `dim`). The hidden layers of all couplings,
+    `num_couplings * (num_blocks + 1)`, must stay within `MAX_NETWORK_BLOCKS` and the
     parameters within `MAX_PARAMETERS`. (Per point, a vector model's activations never
     exceed its parameter count, so no activation limit is needed.)
 
@@ -359,12 +361,12 @@ def check_toy_model_size(dim, num_couplings, units, num_layers, mask_type="check
 
     Example:
 
-    >>> check_toy_model_size(2, num_couplings=6, units=64, num_layers=1).parameters
+    >>> check_toy_model_size(2, num_couplings=6, filters=64, num_blocks=1).parameters
     27684
-    >>> check_toy_model_size(2, num_couplings=6, units=1.5, num_layers=1)
+    >>> check_toy_model_size(2, num_couplings=6, filters=1.5, num_blocks=1)
     Traceback (most recent call last):
     ...
-    ValueError: units must be a positive integer, got 1.5.
+    ValueError: filters must be a positive integer, got 1.5.
     """
     if is_integer_scalar(dim) and dim < 2:
         raise ValueError(f"dim must be at least 2 (a coupling needs two parts), got {dim}.")
@@ -372,30 +374,31 @@ def check_toy_model_size(dim, num_couplings, units, num_layers, mask_type="check
     if is_integer_scalar(num_couplings) and num_couplings < 2:
         raise ValueError(f"num_couplings must be at least 2 so that every feature is transformed, got {num_couplings}.")
     num_couplings = check_count(num_couplings, "num_couplings", minimum=2)
-    units = check_count(units, "units")
-    num_layers = check_count(num_layers, "num_layers", minimum=0)
+    filters = check_count(filters, "filters")
+    num_blocks = check_count(num_blocks, "num_blocks", minimum=0)
     if mask_type not in MASK_TYPES:
         raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}.")
     if mask_type == "channel" and dim % 2:
         raise ValueError(f"A channel mask needs an even dim, got {dim}.")
     seed = check_seed(seed)
     problems = []
-    layers = num_couplings * (num_layers + 1)
+    layers = num_couplings * (num_blocks + 1)
     if layers > MAX_NETWORK_BLOCKS:
         problems.append(
-            f"num_couplings={num_couplings} and num_layers={num_layers} give {layers:,} hidden layers, more than the "
+            f"num_couplings={num_couplings} and num_blocks={num_blocks} give {layers:,} hidden layers, more than the "
             f"limit of {MAX_NETWORK_BLOCKS:,} ({_MODULE}.MAX_NETWORK_BLOCKS)."
         )
-    values = {"dim": dim, "num_couplings": num_couplings, "units": units, "num_layers": num_layers}
+    values = {"dim": dim, "num_couplings": num_couplings, "filters": filters, "num_blocks": num_blocks}
 
     def parameters_of(v):
-        return _toy_parameters(v["dim"], v["num_couplings"], v["units"], v["num_layers"], mask_type)
+        return _toy_parameters(v["dim"], v["num_couplings"], v["filters"], v["num_blocks"], mask_type)
 
     parameters = parameters_of(values)
     if parameters > MAX_PARAMETERS:
         names = [(name, f"{name}={values[name]}") for name in values]
         candidates = blame(parameters_of, values, MAX_PARAMETERS, names)
-        problems.append(excess("parameters", parameters, MAX_PARAMETERS, f"{_MODULE}.MAX_PARAMETERS", candidates))
+        constant = f"{_MODULE}.MAX_PARAMETERS"
+        problems.append(excess("parameters", parameters, MAX_PARAMETERS, constant, candidates, VECTOR_ORDINARY))
     if problems:
         raise ValueError(" ".join(problems))
-    return ToyModelSize(dim, num_couplings, units, num_layers, seed, parameters)
+    return ToyModelSize(dim, num_couplings, filters, num_blocks, seed, parameters)

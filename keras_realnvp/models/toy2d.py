@@ -5,13 +5,14 @@ import numpy as np
 from keras import ops
 
 from keras_realnvp.bijectors.affine_coupling import AffineCoupling
+from keras_realnvp.config_migration import VECTOR_NETWORK_RENAMES, rename_old_keys
 from keras_realnvp.models.flow import Flow
 from keras_realnvp.models.input_checks import check_count, check_vectors
 from keras_realnvp.models.size_limits import check_toy_model_size
 
 # The configuration of the README's figure-1 picture and of tests/models/test_toy2d.py: trains on
 # two moons in a few seconds on a CPU.
-TOY_2D_CONFIG = {"dim": 2, "num_couplings": 6, "units": 64, "num_layers": 1}
+TOY_2D_CONFIG = {"dim": 2, "num_couplings": 6, "filters": 64, "num_blocks": 1}
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -41,8 +42,10 @@ class RealNVP2D(Flow):
     Args:
         dim: number of features (2 for the toy).
         num_couplings: coupling layers (at least 2, so that every feature is transformed).
-        units: hidden units of each s/t MLP.
-        num_layers: hidden layers of each MLP after the first.
+        filters: hidden units of each Dense layer of the s/t MLPs (`RealNVP`'s `filters`: the
+            width of the s/t network).
+        num_blocks: hidden layers of each MLP after the first (`RealNVP`'s `num_blocks`: the
+            depth of the s/t network).
         mask_type: `"checkerboard"` or `"channel"` (identical partitions when `dim` is 2).
         seed: seed of the sampling generator, an integer in `[0, 2^31 - 1)`, or `None`.
 
@@ -52,7 +55,7 @@ class RealNVP2D(Flow):
     Example:
 
     >>> import numpy as np
-    >>> model = RealNVP2D(dim=2, num_couplings=4, units=16, num_layers=1)
+    >>> model = RealNVP2D(dim=2, num_couplings=4, filters=16, num_blocks=1)
     >>> x = np.random.default_rng(0).normal(size=(5, 2)).astype("float32")
     >>> tuple(model.log_prob(x).shape), tuple(model.encode(x).shape)
     ((5,), (5, 2))
@@ -66,8 +69,8 @@ class RealNVP2D(Flow):
         self,
         dim: int = 2,
         num_couplings: int = 6,
-        units: int = 64,
-        num_layers: int = 1,
+        filters: int = 64,
+        num_blocks: int = 1,
         mask_type: str = "checkerboard",
         seed: int | None = None,
         **kwargs,
@@ -75,19 +78,19 @@ class RealNVP2D(Flow):
         super().__init__(**kwargs)
         # Types, ranges and the size limits (keras_realnvp.models.size_limits) before any layer
         # exists: an oversized setting would otherwise build for hours or hit the allocator.
-        size = check_toy_model_size(dim, num_couplings, units, num_layers, mask_type, seed)
+        size = check_toy_model_size(dim, num_couplings, filters, num_blocks, mask_type, seed)
         self.dim = size.dim
         self.num_couplings = size.num_couplings
-        self.units = size.units
-        self.num_layers = size.num_layers
+        self.filters = size.filters
+        self.num_blocks = size.num_blocks
         self.mask_type = mask_type
         self.seed = size.seed
         self.couplings = [
             AffineCoupling(
                 mask_type,
                 reverse=bool(i % 2),
-                filters=self.units,
-                num_blocks=self.num_layers,
+                filters=self.filters,
+                num_blocks=self.num_blocks,
                 dtype=self.dtype_policy,
                 name=f"coupling_{i}",
             )
@@ -101,18 +104,18 @@ class RealNVP2D(Flow):
             coupling.build(tuple(input_shape))
         self.built = True
 
-    def forward_flow(self, x, condition=None, training=False):
-        """`f(x)`: points to `(z, log|det df/dx|)`, no input checks (`condition` is unused)."""
+    def forward_flow(self, x, labels=None, training=False):
+        """`f(x)`: points to `(z, log|det df/dx|)`, no input checks (`labels` is unused)."""
         log_det = 0.0
         for coupling in self.couplings:
-            x, ld = coupling(x, condition=condition, training=training)
+            x, ld = coupling(x, labels=labels, training=training)
             log_det = log_det + ld
         return x, log_det
 
-    def inverse_flow(self, z, condition=None):
-        """`f^-1(z)`, no input checks (`condition` is unused)."""
+    def inverse_flow(self, z, labels=None):
+        """`f^-1(z)`, no input checks (`labels` is unused)."""
         for coupling in reversed(self.couplings):
-            z = coupling.inverse(z, condition=condition)
+            z = coupling.inverse(z, labels=labels)
         return z
 
     def call(self, x, training=False):
@@ -131,7 +134,7 @@ class RealNVP2D(Flow):
 
         Example:
 
-        >>> RealNVP2D(dim=3, num_couplings=2, units=4).latent_shapes()
+        >>> RealNVP2D(dim=3, num_couplings=2, filters=4).latent_shapes()
         [(3,)]
         """
         if image_shape is not None and tuple(image_shape) != (self.dim,):
@@ -160,11 +163,25 @@ class RealNVP2D(Flow):
             **super().get_config(),
             "dim": self.dim,
             "num_couplings": self.num_couplings,
-            "units": self.units,
-            "num_layers": self.num_layers,
+            "filters": self.filters,
+            "num_blocks": self.num_blocks,
             "mask_type": self.mask_type,
             "seed": self.seed,
         }
+
+    # Config keys written under an older name, `{old: new}` (keras_realnvp.config_migration).
+    renamed_config_keys = VECTOR_NETWORK_RENAMES
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "RealNVP2D":
+        """The model a config describes; a config written before a rename (`units`, `num_layers`) loads too.
+
+        Example:
+
+        >>> RealNVP2D.from_config({"num_couplings": 2, "units": 8, "num_layers": 0}).get_config()["filters"]
+        8
+        """
+        return super().from_config(rename_old_keys(config, cls.renamed_config_keys), custom_objects)
 
 
 def two_moons(num_points: int, noise: float = 0.05, seed: int | None = None) -> np.ndarray:

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_realnvp.backend.batch_norm import batch_norm
+from keras_realnvp.config_migration import LABEL_DIM_RENAMES, rename_old_keys
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
 
 
@@ -58,7 +59,7 @@ class CouplingResNet(keras.layers.Layer):
     starts with a small weight scale (0.1) and zero bias, so the coupling starts near
     the identity while every parameter still receives a gradient.
 
-    With `condition_dim`, a label vector `(batch, condition_dim)` is projected to
+    With `label_dim`, a label vector `(batch, label_dim)` is projected to
     `filters` channels and added to the stem (appendix F's conditional model).
 
     Under a mixed policy (`"mixed_bfloat16"`) the head, its batch norm and 1x1 convolution,
@@ -72,7 +73,7 @@ class CouplingResNet(keras.layers.Layer):
         filters: hidden feature maps.
         num_blocks: residual blocks.
         output_channels: channels out (2x the coupling's transformed channels).
-        condition_dim: length of the label vector, or `None`.
+        label_dim: length of the label vector, or `None`.
         bn_momentum: moving-average momentum of the inner batch normalizations.
 
     Example:
@@ -84,12 +85,12 @@ class CouplingResNet(keras.layers.Layer):
     (2, 4, 4, 6)
     """
 
-    def __init__(self, filters, num_blocks, output_channels, condition_dim=None, bn_momentum=0.95, **kwargs):
+    def __init__(self, filters, num_blocks, output_channels, label_dim=None, bn_momentum=0.95, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.num_blocks = num_blocks
         self.output_channels = output_channels
-        self.condition_dim = condition_dim
+        self.label_dim = label_dim
         self.bn_momentum = bn_momentum
 
         policy = self.dtype_policy
@@ -103,10 +104,11 @@ class CouplingResNet(keras.layers.Layer):
         def conv(filters, size, name, dtype=policy, **conv_kwargs):
             return WeightNormConv2D(filters, size, dtype=dtype, name=name, **conv_kwargs)
 
+        # The attribute and layer names below are the weights' paths in saved models: keep them.
         self.stem = conv(filters, 3, "stem")
         self.condition_projection = (
             keras.layers.Dense(filters, dtype=self.dtype_policy, name="condition_projection")
-            if condition_dim
+            if label_dim
             else None
         )
         self.skips = [conv(filters, 1, f"skip_{i}") for i in range(num_blocks + 1)]
@@ -128,7 +130,7 @@ class CouplingResNet(keras.layers.Layer):
         hidden_shape = (*input_shape[:-1], self.filters)
         self.stem.build(input_shape)
         if self.condition_projection is not None:
-            self.condition_projection.build((input_shape[0], self.condition_dim))
+            self.condition_projection.build((input_shape[0], self.label_dim))
         for skip in self.skips:
             skip.build(hidden_shape)
         for layer in self.block_layers:
@@ -136,7 +138,7 @@ class CouplingResNet(keras.layers.Layer):
         self.head_norm.build(hidden_shape)
         self.head.build(hidden_shape)
 
-    def call(self, x, condition=None, training=False):
+    def call(self, x, labels=None, training=False):
         # No convolution bias is added to a feature map. The hidden maps are carried as
         # `h + h_bias`, `h_bias` a vector of the stem's and every block's conv_b's biases, which
         # the batch norms take as their `bias` (batch_norm_relu); conv_a's bias goes into bn_b
@@ -146,9 +148,9 @@ class CouplingResNet(keras.layers.Layer):
         h = self.stem.convolve(x)
         h_bias = ops.convert_to_tensor(self.stem.bias)
         if self.condition_projection is not None:
-            if condition is None:
-                raise ValueError("This network is conditional: pass the label vector `condition`.")
-            h = h + self.condition_projection(condition)[:, None, None, :]
+            if labels is None:
+                raise ValueError("This network is conditional: pass the label vector `labels`.")
+            h = h + self.condition_projection(labels)[:, None, None, :]
         head_dtype = self.head.compute_dtype
         skip, skip_bias = self._skip(self.skips[0], h, h_bias, head_dtype)
         for i, skip_conv in enumerate(self.skips[1:]):
@@ -198,6 +200,21 @@ class CouplingResNet(keras.layers.Layer):
             "filters": self.filters,
             "num_blocks": self.num_blocks,
             "output_channels": self.output_channels,
-            "condition_dim": self.condition_dim,
+            "label_dim": self.label_dim,
             "bn_momentum": self.bn_momentum,
         }
+
+    # Config keys written under an older name, `{old: new}` (keras_realnvp.config_migration).
+    renamed_config_keys = LABEL_DIM_RENAMES
+
+    @classmethod
+    def from_config(cls, config):
+        """The network a config describes; a config written before a rename (`condition_dim`) loads too.
+
+        Example:
+
+        >>> config = {"filters": 4, "num_blocks": 1, "output_channels": 2, "condition_dim": 3}
+        >>> CouplingResNet.from_config(config).label_dim
+        3
+        """
+        return super().from_config(rename_old_keys(config, cls.renamed_config_keys))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 
+from keras_realnvp.config_migration import rename_old_keys
 from keras_realnvp.data.streaming import DEFAULT_BUFFER_SIZE
 from keras_realnvp.training.run_folder import RunFolderError, check_output_folder
 from keras_realnvp.training.run_record import setting_differences, write_settings
@@ -63,6 +64,25 @@ def model_settings(model) -> dict:
     """
     config = json.loads(json.dumps(model.get_config()))  # as run.json stores it: tuples as lists
     return {key: value for key, value in config.items() if key not in _NOT_ARCHITECTURE}
+
+
+def with_current_names(recorded: dict, renames: dict) -> dict:
+    """A run's recorded settings with the `model` and `overrides` keys of an older version renamed.
+
+    `renames` (`{old: new}`, the model class's `renamed_config_keys`) as
+    `keras_realnvp.config_migration.rename_old_keys` applies them, so that a run recorded
+    before a rename compares equal to the same model built now and resumes.
+
+    Example:
+
+    >>> with_current_names({"model": {"condition_dim": 2}, "overrides": {}, "seed": 0}, {"condition_dim": "label_dim"})
+    {'model': {'label_dim': 2}, 'overrides': {}, 'seed': 0}
+    """
+    renamed = dict(recorded)
+    for key in ("model", "overrides"):
+        if isinstance(renamed.get(key), dict):
+            renamed[key] = rename_old_keys(renamed[key], renames, where=f"run.json's {key!r}")
+    return renamed
 
 
 def utc_now() -> str:

@@ -23,8 +23,8 @@ from keras_realnvp.backend.replicas import distribution_scope
 from keras_realnvp.data.held_out import held_out_data
 from keras_realnvp.data.sources import EMBEDDED, dataset_kind, open_source, source_labels
 from keras_realnvp.evaluation import held_out_bits_per_dim
-from keras_realnvp.models.realnvp import RealNVP
 from keras_realnvp.hub import Preset
+from keras_realnvp.models.realnvp import RealNVP
 from keras_realnvp.training.atomic_files import write_preset_atomically, write_text_atomically
 from keras_realnvp.training.checkpoints import CheckpointManager
 from keras_realnvp.training.epoch_loop import EpochLoop
@@ -33,7 +33,7 @@ from keras_realnvp.training.metrics_log import write_metrics
 from keras_realnvp.training.optimizer import GlobalBatchAdam
 from keras_realnvp.training.run_folder import RunFolderError, open_run_folder
 from keras_realnvp.training.run_record import read_settings, setting_differences, write_settings
-from keras_realnvp.training.run_settings import DEFAULTS, RunSettings, model_settings, utc_now
+from keras_realnvp.training.run_settings import DEFAULTS, RunSettings, model_settings, utc_now, with_current_names
 from keras_realnvp.version import __version__
 
 
@@ -45,7 +45,7 @@ class TrainingRun(RunSettings, EpochLoop):
         preset: a preset handle (built-in name, folder or `hf://`); its architecture,
             dataset and training settings are used. Its weights are not loaded.
         dataset: "embedded", a local image folder or a Hub dataset id; default: the
-            preset's own dataset. A conditional preset (`condition_dim`, e.g.
+            preset's own dataset. A conditional preset (`label_dim`, e.g.
             `celeba_64_conditional`) trains on `(image, label vector)` pairs: the dataset's
             attribute columns, or its classes one-hot (a local folder's class sub-folders, the
             embedded patches' two photos); see `keras_realnvp.data.sources.source_labels`. The
@@ -196,6 +196,8 @@ class TrainingRun(RunSettings, EpochLoop):
             if moved is not None:  # said whatever `verbose` is: where the previous run went
                 print(f"--overwrite: moved the previous run in {self.output} aside to {moved}", flush=True)
             record = read_settings(self.output) if self.resume else None
+            if record is not None:  # model settings recorded under an older name get the current one
+                record["settings"] = with_current_names(record["settings"], RealNVP.renamed_config_keys)
             if self.distribute is None:  # needed before the model is built, inside the distribution
                 recorded = record["settings"] if record else {}
                 self.distribute = bool(recorded.get("distribute", DEFAULTS["distribute"]))
@@ -234,10 +236,10 @@ class TrainingRun(RunSettings, EpochLoop):
             train_source, eval_source = open_source(source, spec, "train"), open_source(source, spec, "eval")
         self._sources.append(eval_source)
         train_labels = label_names = None
-        if model.condition_dim is not None:  # a conditional model trains on (image, label vector) pairs
-            train_labels, label_names = source_labels(train_source, spec, model.condition_dim)
+        if model.label_dim is not None:  # a conditional model trains on (image, label vector) pairs
+            train_labels, label_names = source_labels(train_source, spec, model.label_dim)
         eval_pixels, eval_labels, _ = held_out_data(eval_source, spec, model.image_shape, self.eval_examples,
-                                                   condition_dim=model.condition_dim)
+                                                   label_dim=model.label_dim)
         self.batch_size = batch_size = self.batch_size or training.get("batch_size", 64)
         if batch_size % self._replicas:
             raise ValueError(f"--distribute: the batch size {batch_size} must be a multiple of the {self._replicas} "

@@ -52,7 +52,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def toy():
-    toy = RealNVP2D(dim=2, num_couplings=4, units=8, num_layers=1, dtype="float64", seed=0)
+    toy = RealNVP2D(dim=2, num_couplings=4, filters=8, num_blocks=1, dtype="float64", seed=0)
     seeded_weights(toy, seed=2)
     return toy
 

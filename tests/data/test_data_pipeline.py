@@ -127,7 +127,7 @@ def test_attribute_labels_from_columns_or_one_list_column_follow_the_batches(tmp
     pixels, eval_labels = evaluation_images(held_out, (64, 64, 3), "celeba", labels=held_out_labels)
     assert pixels.shape == (2, 64, 64, 3)
     np.testing.assert_array_equal(eval_labels, attributes[[4, 9]])
-    with pytest.raises(ValueError, match="40 attribute columns but the model has condition_dim=2"):
+    with pytest.raises(ValueError, match="40 attribute columns but the model has label_dim=2"):
         source_labels(train, spec, 2)
 
 
@@ -144,7 +144,7 @@ def test_class_labels_of_sub_folders_and_of_the_embedded_photos(tmp_path):
     image_numbers = [int(np.asarray(source[k])[0, 0, 0]) for k in range(len(source))]
     np.testing.assert_array_equal(labels.argmax(axis=1), [0 if n < 4 else 1 for n in image_numbers])
     assert labels.sum() == 6
-    with pytest.raises(ValueError, match="has 2 classes .*cats, dogs.*condition_dim=3"):
+    with pytest.raises(ValueError, match="has 2 classes .*cats, dogs.*label_dim=3"):
         source_labels(source, {}, 3)
     embedded, names = source_labels(open_source("embedded", {"patch_size": 16}, "train"), {}, 2)
     assert names == ["china", "flower"] and set(embedded.sum(axis=0)) != {0.0}

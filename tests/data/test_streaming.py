@@ -210,7 +210,7 @@ def test_labels_stream_with_their_images(hub, kind):
     held_out = _stream("eval", spec=spec)
     pixels, eval_labels = evaluation_images(held_out, (8, 8, 3), limit=4, labels=source_labels(held_out, spec, dim)[0])
     np.testing.assert_array_equal(eval_labels, [expected[n] for n in _numbers(pixels)])
-    with pytest.raises(ValueError, match="has 3 classes .*condition_dim=4|2 attribute columns .*condition_dim=4"):
+    with pytest.raises(ValueError, match="has 3 classes .*label_dim=4|2 attribute columns .*label_dim=4"):
         source_labels(train, spec, 4)
 
 

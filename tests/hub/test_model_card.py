@@ -183,7 +183,7 @@ def test_the_objective_is_stated_when_recorded():
 @pytest.fixture(scope="module")
 def hub_folder(tmp_path_factory):
     """A tiny trained-looking preset folder standing for the Hub repo, and its model."""
-    model = RealNVP(**{**TINY_CONFIG, "condition_dim": 3}, seed=0)
+    model = RealNVP(**{**TINY_CONFIG, "label_dim": 3}, seed=0)
     folder = model.save_to_preset(tmp_path_factory.mktemp("hub") / "repo", {"trained": _trained("embedded")})
     return folder, model
 
@@ -218,7 +218,7 @@ def test_the_usage_snippets_run(hub_folder, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     metadata = _metadata(EMBEDDED_SPEC, _trained("embedded", label_names=["red", "green", "blue"]))
-    config = {**TINY_CONFIG, "condition_dim": 3}
+    config = {**TINY_CONFIG, "label_dim": 3}
     for revision in (None, "v1"):
         text, _, _ = _card(metadata, config, "me/flow", revision)
         assert "each label vector has 3 entries, in this order: `red`, `green`, `blue`." in text
@@ -228,7 +228,7 @@ def test_the_usage_snippets_run(hub_folder, monkeypatch):
         samples = keras.ops.convert_to_numpy(scope["samples"])
         assert samples.shape == (16, 8, 8, 1) and np.isfinite(samples).all()
         exec(keras_loader, scope)
-        assert type(scope["model"]) is RealNVP and scope["model"].condition_dim == 3
+        assert type(scope["model"]) is RealNVP and scope["model"].label_dim == 3
         for loaded, original in zip(scope["model"].weights, model.weights, strict=True):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(original))
         assert {revision} == {r for _, _, r in asked} and {"me/flow"} == {repo for repo, _, _ in asked}
@@ -255,7 +255,7 @@ print("with the import:", type(scope["model"]).__name__, scope["model"].count_pa
 
 def test_keras_load_model_works_in_a_fresh_interpreter_only_with_the_import_the_card_shows(hub_folder):
     folder, model = hub_folder
-    text, _, _ = _card(_metadata(EMBEDDED_SPEC, _trained("embedded")), {**TINY_CONFIG, "condition_dim": 3})
+    text, _, _ = _card(_metadata(EMBEDDED_SPEC, _trained("embedded")), {**TINY_CONFIG, "label_dim": 3})
     keras_loader = _code_blocks(text)[1]
     result = subprocess.run([sys.executable, "-c", _FRESH_INTERPRETER, str(folder), keras_loader], capture_output=True,
                             text=True, timeout=300, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})

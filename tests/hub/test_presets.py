@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from helpers import lay_out_hub_cache, randomize_weights, to_numpy
 
 from keras_realnvp import RealNVP
-from keras_realnvp.hub import builtin_preset_names, preset_metadata
+from keras_realnvp.hub import builtin_preset_names, builtin_preset_path, preset_metadata, read_model_config
 
 PAPER = {  # docs/paper.md §5: scales, hidden maps at the first scale, residual blocks
     "cifar10": ((32, 32, 3), 2, 64, 8, 3.49),
@@ -37,7 +39,7 @@ def test_conditional_celeba_preset_is_celeba_64_conditioned_on_the_40_attributes
     plain = preset_metadata("celeba_64")
     metadata = preset_metadata("celeba_64_conditional")
     assert (model.image_shape, model.num_scales, model.filters, model.num_blocks) == ((64, 64, 3), 5, 32, 2)
-    assert model.condition_dim == 40 and metadata["parameter_count"] == model.count_params()
+    assert model.label_dim == 40 and metadata["parameter_count"] == model.count_params()
     # Each coupling's s/t network projects the 40 attributes (weights and bias) to its hidden maps:
     # 3 checkerboard couplings of 32 * 2^i maps and 3 channel ones of twice that at scales 0-3,
     # then 4 couplings of 512 maps.
@@ -150,6 +152,47 @@ def test_configs_from_other_versions_or_other_classes_are_refused(tmp_path):
     metadata["format_version"] = 99
     (folder / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ValueError, match=r"format version 99"):
+        RealNVP.from_preset(str(folder))
+
+
+def _rename_in_config(folder, old, new):
+    """Store `folder/config.json`'s argument `old` under the name `new` (only the key changes)."""
+    path = folder / "config.json"
+    text = path.read_text()
+    assert text.count(f'"{old}"') == 1
+    path.write_text(text.replace(f'"{old}"', f'"{new}"'))
+
+
+def test_a_conditional_preset_written_with_condition_dim_loads_with_identical_outputs(tmp_path, rng):
+    model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, label_dim=2, seed=0)
+    randomize_weights(model, seed=5)
+    folder = model.save_to_preset(tmp_path / "p")
+    _rename_in_config(folder, "label_dim", "condition_dim")  # a preset written before the rename
+    assert read_model_config(folder, RealNVP)["label_dim"] == 2
+    loaded = RealNVP.from_preset(str(folder))
+    assert loaded.get_config() == model.get_config()
+    x = rng.uniform(0, 256, (4, 8, 8, 3)).astype("float32")
+    labels = np.eye(2, dtype="float32")[[0, 1, 1, 0]]
+    expected = to_numpy(model.log_prob(x, labels=labels))
+    np.testing.assert_array_equal(to_numpy(loaded.log_prob(x, labels=labels)), expected)
+
+
+def test_the_embedded_preset_with_its_old_config_loads_its_weights_unchanged(tmp_path, rng):
+    folder = Path(shutil.copytree(builtin_preset_path("embedded_16"), tmp_path / "embedded_16"))
+    _rename_in_config(folder, "label_dim", "condition_dim")
+    builtin, old = RealNVP.from_preset("embedded_16"), RealNVP.from_preset(str(folder))
+    assert old.get_config() == builtin.get_config() and old.label_dim is None
+    x = rng.uniform(0, 256, (2, 16, 16, 3)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(old.log_prob(x)), to_numpy(builtin.log_prob(x)))
+
+
+def test_a_preset_config_with_both_condition_dim_and_label_dim_is_refused(tmp_path):
+    folder = _tiny().save_to_preset(tmp_path / "p")
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["condition_dim"] = 3
+    (folder / "config.json").write_text(json.dumps(config))
+    message = r"config.json: the config has both 'condition_dim' \(the old name\) and 'label_dim'"
+    with pytest.raises(ValueError, match=message):
         RealNVP.from_preset(str(folder))
 
 

@@ -121,8 +121,8 @@ NESTED = {
     "lambda_inside_image_shape": (
         lambda m: _nest(m, "image_shape", lambda p: [8, 8, p]), r"argument 'image_shape' must be a list of 3"
     ),
-    "lambda_inside_condition_dim": (
-        lambda m: _nest(m, "condition_dim", lambda p: [p]), r"argument 'condition_dim' must be null or an integer"
+    "lambda_inside_label_dim": (
+        lambda m: _nest(m, "label_dim", lambda p: [p]), r"argument 'label_dim' must be null or an integer"
     ),
     "dtype_policy_is_a_lambda": (lambda m: _nest(m, "dtype"), r"unsupported dtype entry"),
     "dtype_policy_with_a_lambda_config": (

@@ -21,7 +21,7 @@ SAME = 1e-4
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, condition_dim=2, seed=0)
+    model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, label_dim=2, seed=0)
     randomize_weights(model, seed=6)
     return model
 
@@ -117,7 +117,7 @@ def test_conditional_model_trains_with_fit_on_labelled_patches():
     held_out_labels = test_labels[every]
 
     # One scale (4 checkerboard couplings): the training step compiles in a third of the time.
-    model = RealNVP(image_shape=(8, 8, 3), num_scales=1, filters=8, num_blocks=1, condition_dim=2, seed=0)
+    model = RealNVP(image_shape=(8, 8, 3), num_scales=1, filters=8, num_blocks=1, label_dim=2, seed=0)
     before = float(np.mean(to_numpy(model.bits_per_dim(held_out, labels=held_out_labels))))
     model.compile(optimizer=keras.optimizers.Adam(3e-3, global_clipnorm=100.0))
     history = model.fit(x={"images": train[chosen], "labels": train_labels[chosen]}, batch_size=64, epochs=2, verbose=0)
@@ -155,18 +155,18 @@ def test_train_tool_trains_a_conditional_preset_on_class_folders_and_the_tools_r
     from keras_realnvp.training import TrainingRun
 
     data = _class_folders(tmp_path / "data")
-    tiny = {"condition_dim": 2, "num_scales": 1, "filters": 4, "num_blocks": 1}
+    tiny = {"label_dim": 2, "num_scales": 1, "filters": 4, "num_blocks": 1}
     results = TrainingRun("embedded_16", dataset=str(data), output=tmp_path / "run", epochs=1, steps_per_epoch=2,
                           batch_size=8, eval_examples=8, overrides=tiny, verbose=0, seed=2).run()
     folder = tmp_path / "run" / "preset"
     preset = Preset.open(str(folder), RealNVP)
     model, trained = preset.build(), preset.trained
-    assert model.condition_dim == 2 and trained["label_names"] == ["a_china", "b_flower"]
+    assert model.label_dim == 2 and trained["label_names"] == ["a_china", "b_flower"]
     assert (tmp_path / "run" / "samples_epoch_001.png").is_file()  # samples drawn with the held-out labels
 
     # The reloaded preset reproduces the recorded held-out bits/dim, with each image's own labels.
     spec = preset.dataset
-    pixels, labels, names = held_out_data(str(data), spec, (16, 16, 3), condition_dim=2)  # every 20th image
+    pixels, labels, names = held_out_data(str(data), spec, (16, 16, 3), label_dim=2)  # every 20th image
     assert trained["held_out_images"] == 4 and labels.sum(axis=0).tolist() == [2.0, 2.0]  # 2 of each class
     assert names == ["a_china", "b_flower"]
     mean, _ = held_out_bits_per_dim(model, pixels, seed=2, labels=labels)

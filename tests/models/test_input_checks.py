@@ -79,7 +79,7 @@ def test_bad_sampling_arguments_are_rejected(model):
 def test_labels_are_checked(model):
     with pytest.raises(ValueError, match="not conditional"):
         model.log_prob(_good(), labels=np.zeros((2, 3)))
-    conditional = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, condition_dim=3)
+    conditional = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, label_dim=3)
     with pytest.raises(ValueError, match="conditional: pass labels of shape \\(batch, 3\\)"):
         conditional.log_prob(_good((2, 8, 8, 1)))
     with pytest.raises(ValueError, match=r"labels must have shape \(2, 3\), got \(2, 4\)"):
@@ -100,7 +100,7 @@ def test_bad_constructor_arguments_are_rejected():
 
 @pytest.fixture(scope="module")
 def toy():
-    return RealNVP2D(num_couplings=2, units=4)
+    return RealNVP2D(num_couplings=2, filters=4)
 
 
 def _entry_points(model, toy):

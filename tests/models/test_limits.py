@@ -12,6 +12,7 @@ import keras_realnvp.models.realnvp as realnvp_module
 import keras_realnvp.models.toy2d as toy2d_module
 import keras_realnvp.networks.coupling_resnet as coupling_resnet
 from keras_realnvp import RealNVP
+from keras_realnvp.hub.preset_folder import FORMAT_VERSION
 from keras_realnvp.models import size_limits
 from keras_realnvp.models.size_limits import (
     MAX_PARAMETERS,
@@ -23,9 +24,8 @@ from keras_realnvp.models.size_limits import (
 )
 from keras_realnvp.models.toy2d import RealNVP2D
 from keras_realnvp.networks.weight_norm_conv import WeightNormConv2D
-from keras_realnvp.hub.preset_folder import FORMAT_VERSION
 
-# (image_shape, num_scales, filters, num_blocks, condition_dim): tiny, but every layout case:
+# (image_shape, num_scales, filters, num_blocks, label_dim): tiny, but every layout case:
 # one to three scales, no residual block, odd and even channels, conditional or not.
 SMALL_CONFIGS = [
     ((4, 4, 1), 1, 2, 0, None),
@@ -39,19 +39,19 @@ SMALL_CONFIGS = [
 
 @pytest.mark.parametrize("config", SMALL_CONFIGS, ids=str)
 def test_closed_form_parameter_count_is_the_models(config):
-    image_shape, num_scales, filters, num_blocks, condition_dim = config
-    expected = parameter_count(image_shape, num_scales, filters, num_blocks, condition_dim)
+    image_shape, num_scales, filters, num_blocks, label_dim = config
+    expected = parameter_count(image_shape, num_scales, filters, num_blocks, label_dim)
     for bn_mode in ("running_average", "batch"):  # bn_mode adds no weights
         model = RealNVP(
             image_shape=image_shape,
             num_scales=num_scales,
             filters=filters,
             num_blocks=num_blocks,
-            condition_dim=condition_dim,
+            label_dim=label_dim,
             bn_mode=bn_mode,
         )
         assert model.count_params() == expected
-    assert check_model_size(image_shape, num_scales, filters, num_blocks, condition_dim).parameters == expected
+    assert check_model_size(image_shape, num_scales, filters, num_blocks, label_dim).parameters == expected
 
 
 @pytest.mark.parametrize("config", SMALL_CONFIGS[:5], ids=str)
@@ -97,9 +97,9 @@ def test_activation_count_is_proportional_to_the_pixels():
     ids=str,
 )
 def test_closed_form_toy_parameter_count_is_the_models(config):
-    dim, num_couplings, units, num_layers, mask_type = config
-    model = RealNVP2D(dim=dim, num_couplings=num_couplings, units=units, num_layers=num_layers, mask_type=mask_type)
-    assert model.count_params() == check_toy_model_size(dim, num_couplings, units, num_layers, mask_type).parameters
+    dim, num_couplings, filters, num_blocks, mask_type = config
+    model = RealNVP2D(dim=dim, num_couplings=num_couplings, filters=filters, num_blocks=num_blocks, mask_type=mask_type)
+    assert model.count_params() == check_toy_model_size(dim, num_couplings, filters, num_blocks, mask_type).parameters
 
 
 # The four configurations that were observed to fail: (arguments, patterns the message must contain).
@@ -243,7 +243,7 @@ BAD_TYPES = {
     "num_scales": [True, 2.0, "2", 0, None],
     "filters": [4.0, "4", True, 0],
     "num_blocks": [1.5, "1", -1, False],
-    "condition_dim": [0, 2.5, "3", True],
+    "label_dim": [0, 2.5, "3", True],
     "seed": [1.5, "3", True, [1]],
 }
 
@@ -261,11 +261,11 @@ def test_numpy_integers_are_taken_as_python_ints():
         num_scales=np.int64(2),
         filters=np.int32(4),
         num_blocks=np.int64(1),
-        condition_dim=np.int16(3),
+        label_dim=np.int16(3),
         seed=np.uint32(5),
     )
     config = model.get_config()
-    for name in ("num_scales", "filters", "num_blocks", "condition_dim", "seed"):
+    for name in ("num_scales", "filters", "num_blocks", "label_dim", "seed"):
         assert type(config[name]) is int
     assert model.image_shape == (8, 8, 1) and all(type(d) is int for d in model.image_shape)
     json.dumps(config)  # a preset's config.json can hold it
@@ -276,13 +276,13 @@ def test_numpy_integers_are_taken_as_python_ints():
     [
         (
             {"num_couplings": 10**6},
-            [r"num_couplings=1000000 and num_layers=1 give 2,000,000 hidden layers", "MAX_NETWORK_BLOCKS"],
+            [r"num_couplings=1000000 and num_blocks=1 give 2,000,000 hidden layers", "MAX_NETWORK_BLOCKS"],
         ),
-        ({"units": 10**6}, [r"units=1000000 gives [\d,]+ parameters", r"units can be at most 18,253\b"]),
+        ({"filters": 10**6}, [r"filters=1000000 gives [\d,]+ parameters", r"filters can be at most 18,253\b"]),
         ({"dim": 10**9}, [r"dim=1000000000 gives [\d,]+ parameters", "MAX_PARAMETERS"]),
         ({"seed": 2**80}, [r"seed must be None or an integer in \[0, 2147483647\)"]),
-        ({"units": 8.0}, [r"^units must be a positive integer, got 8\.0\."]),
-        ({"num_layers": True}, [r"^num_layers must be an integer >= 0, got True\."]),
+        ({"filters": 8.0}, [r"^filters must be a positive integer, got 8\.0\."]),
+        ({"num_blocks": True}, [r"^num_blocks must be an integer >= 0, got True\."]),
         ({"dim": "2"}, [r"^dim must be an integer >= 2, got '2'\."]),
         ({"dim": 1}, [r"dim must be at least 2 \(a coupling needs two parts\)"]),
         ({"num_couplings": 1}, [r"num_couplings must be at least 2 so that every feature is transformed"]),

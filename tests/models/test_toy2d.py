@@ -92,7 +92,7 @@ def test_trained_toy_model_puts_density_on_the_data_not_off_it(trained, training
 
 
 def test_toy_model_is_the_coupling_layer_and_exactly_invertible(rng):
-    model = RealNVP2D(dim=2, num_couplings=4, units=8, num_layers=1, dtype="float64")
+    model = RealNVP2D(dim=2, num_couplings=4, filters=8, num_blocks=1, dtype="float64")
     assert all(isinstance(c, AffineCoupling) for c in model.couplings)
     assert [c.reverse for c in model.couplings] == [False, True, False, True]
     randomize_weights(model, seed=1, noise=0.3)
@@ -105,15 +105,15 @@ def test_toy_model_is_the_coupling_layer_and_exactly_invertible(rng):
     np.testing.assert_allclose(log_det, to_numpy(model.forward_flow(x)[1]), atol=1e-6, rtol=0)  # compiled vs eager
 
 
-def test_vector_coupling_takes_a_condition(rng):
-    layer = AffineCoupling("channel", reverse=True, filters=8, num_blocks=1, condition_dim=3)
+def test_vector_coupling_takes_labels(rng):
+    layer = AffineCoupling("channel", reverse=True, filters=8, num_blocks=1, label_dim=3)
     layer.build((4, 2))
     randomize_weights(layer, seed=3, noise=0.3)
     x = rng.normal(size=(4, 2)).astype("float32")
     labels = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
-    y, log_det = layer(x, condition=labels)
-    np.testing.assert_allclose(to_numpy(layer.inverse(y, condition=labels)), x, atol=1e-5, rtol=0)
-    y_other, log_det_other = layer(x, condition=labels[::-1])
+    y, log_det = layer(x, labels=labels)
+    np.testing.assert_allclose(to_numpy(layer.inverse(y, labels=labels)), x, atol=1e-5, rtol=0)
+    y_other, log_det_other = layer(x, labels=labels[::-1])
     assert np.abs(to_numpy(y_other) - to_numpy(y)).max() > 1e-3
     assert np.abs(to_numpy(log_det_other) - to_numpy(log_det)).max() > 1e-4
     with pytest.raises(ValueError, match="conditional"):
@@ -121,7 +121,7 @@ def test_vector_coupling_takes_a_condition(rng):
 
 
 def test_toy_model_sampling_saving_and_input_checks(tmp_path):
-    model = RealNVP2D(dim=4, num_couplings=3, units=8, num_layers=1, mask_type="channel", seed=0)
+    model = RealNVP2D(dim=4, num_couplings=3, filters=8, num_blocks=1, mask_type="channel", seed=0)
     randomize_weights(model, seed=2)
     x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     assert np.abs(to_numpy(model.decode(model.encode(x))) - x).max() < 1e-5

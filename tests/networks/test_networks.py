@@ -13,12 +13,12 @@ def _networks():
     return {
         "resnet": (lambda: CouplingResNet(filters=6, num_blocks=2, output_channels=4, dtype="float64"), (2, 4, 4, 2)),
         "resnet_conditional": (
-            lambda: CouplingResNet(filters=6, num_blocks=1, output_channels=4, condition_dim=3, dtype="float64"),
+            lambda: CouplingResNet(filters=6, num_blocks=1, output_channels=4, label_dim=3, dtype="float64"),
             (2, 4, 4, 2),
         ),
-        "mlp": (lambda: CouplingMLP(units=8, num_layers=2, output_units=4, dtype="float64"), (3, 2)),
+        "mlp": (lambda: CouplingMLP(filters=8, num_blocks=2, output_units=4, dtype="float64"), (3, 2)),
         "mlp_conditional": (
-            lambda: CouplingMLP(units=8, num_layers=1, output_units=4, condition_dim=3, dtype="float64"), (3, 2)
+            lambda: CouplingMLP(filters=8, num_blocks=1, output_units=4, label_dim=3, dtype="float64"), (3, 2)
         ),
         "weight_norm_conv": (lambda: WeightNormConv2D(5, 3, dtype="float64"), (2, 4, 4, 2)),
     }
@@ -29,7 +29,7 @@ def _built(name, rng, seed):
     factory, shape = _networks()[name]
     layer = factory()
     x = rng.normal(size=shape)
-    kwargs = {"condition": rng.normal(size=(shape[0], 3))} if name.endswith("conditional") else {}
+    kwargs = {"labels": rng.normal(size=(shape[0], 3))} if name.endswith("conditional") else {}
     layer(x, **kwargs)  # builds it
     randomize_weights(layer, seed=seed)
     return layer, x, kwargs, shape
@@ -51,8 +51,8 @@ def test_outputs_have_the_declared_shape_and_depend_on_the_input(name, rng):
 
 
 @pytest.mark.parametrize("name", ["resnet_conditional", "mlp_conditional"])
-def test_the_condition_changes_the_output(name, rng):
+def test_the_labels_change_the_output(name, rng):
     layer, x, _, shape = _built(name, rng, seed=3)
-    a = to_numpy(layer(x, condition=np.zeros((shape[0], 3))))
-    b = to_numpy(layer(x, condition=np.ones((shape[0], 3))))
+    a = to_numpy(layer(x, labels=np.zeros((shape[0], 3))))
+    b = to_numpy(layer(x, labels=np.ones((shape[0], 3))))
     assert np.abs(a - b).max() > 1e-6
