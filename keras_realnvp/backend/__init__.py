@@ -11,6 +11,9 @@ reference or an equivalent on every backend:
 - `autodiff`: the brute-force Jacobian through the backend's reverse mode, and float64;
 - `batch_norm`: per-channel batch normalization through PyTorch's fused kernel, the
   `keras.ops` reference on the other backends (tested equal in values and gradients);
+- `adam` and `gradient_clip`: the training optimizer's update (TensorFlow's and PyTorch's fused
+  Adam kernels) and its global-norm clip (PyTorch's multi-tensor kernels), Keras' formulas on
+  the other backends (tested equal step after step);
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 

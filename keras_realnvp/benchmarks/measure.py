@@ -173,11 +173,12 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> di
     from keras_realnvp import RealNVP
     from keras_realnvp.data import load_embedded_patches
     from keras_realnvp.data.embedded import dequantize_numpy
+    from keras_realnvp.training.optimizer import GlobalBatchAdam
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(dtype_policy)
     model = RealNVP(**arch, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
+    model.compile(optimizer=GlobalBatchAdam(1e-3, global_clipnorm=100.0))
     size = arch["image_shape"][0]
     train = load_embedded_patches("train", patch_size=size)
     test = dequantize_numpy(load_embedded_patches("test", patch_size=size)[:64], 0)

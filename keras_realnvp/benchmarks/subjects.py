@@ -103,6 +103,7 @@ class KerasSubject:
 
         from keras_realnvp import RealNVP
         from keras_realnvp.data.embedded import dequantize_numpy
+        from keras_realnvp.training.optimizer import GlobalBatchAdam
 
         keras.utils.set_random_seed(seed)
         keras.config.set_dtype_policy(dtype_policy)
@@ -111,7 +112,7 @@ class KerasSubject:
         compile_kwargs = {} if jit_compile == "auto" else {"jit_compile": jit_compile == "true"}
         if jit_compile == "eager":
             compile_kwargs = {"run_eagerly": True}
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0), **compile_kwargs)
+        self.model.compile(optimizer=GlobalBatchAdam(1e-3, global_clipnorm=100.0), **compile_kwargs)
         self.batch_size = batch_size
         self.pixels = pixels(arch["image_shape"], batch_size, seed)
         self.images = dequantize_numpy(self.pixels, seed).astype(np.float32)

@@ -136,10 +136,10 @@ def _images(model, spec, args):
 
 def _train_on_embedded(model, args):
     """`args.train_steps` Adam steps on embedded training patches at the model's size."""
-    import keras
     import numpy as np
 
     from keras_realnvp.data.sources import EMBEDDED, open_source
+    from keras_realnvp.training.optimizer import GlobalBatchAdam
 
     height = _check_embedded_size(model, "--train-steps trains on them.")
     source = open_source(EMBEDDED, {"patch_size": height}, "train")
@@ -155,7 +155,7 @@ def _train_on_embedded(model, args):
             raise ValueError(f"--train-steps needs label_dim >= {photos} (the embedded photos); "
                              f"this model has {model.label_dim}.")
         inputs = {"images": inputs, "labels": np.eye(model.label_dim, dtype="float32")[source.classes[picks]]}
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
+    model.compile(optimizer=GlobalBatchAdam(1e-3, global_clipnorm=100.0))
     model.fit(inputs, batch_size=args.train_batch_size, epochs=1, shuffle=False, verbose=0 if args.json else 1)
 
 

@@ -39,18 +39,18 @@ def train_photo_conditional(patch_size: int = 16, filters: int = 32, num_blocks:
     >>> int(model.optimizer.iterations)
     1
     """
-    import keras
     import numpy as np
 
     from keras_realnvp.data import embedded_patch_origins, load_embedded_patches, shuffled_batches
     from keras_realnvp.experiments.labels import one_hot
     from keras_realnvp.models.realnvp import RealNVP
+    from keras_realnvp.training.optimizer import GlobalBatchAdam
 
     images = load_embedded_patches("train", patch_size=patch_size)
     labels = one_hot(embedded_patch_origins("train", patch_size=patch_size)[:, 0], len(EMBEDDED_CLASS_NAMES))
     model = RealNVP(image_shape=(patch_size, patch_size, 3), num_scales=2, filters=filters, num_blocks=num_blocks,
                     label_dim=len(EMBEDDED_CLASS_NAMES), seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=100.0))
+    model.compile(optimizer=GlobalBatchAdam(learning_rate, global_clipnorm=100.0))
     batches = shuffled_batches(np.arange(len(images)), batch_size, seed=seed)
 
     def labelled():
