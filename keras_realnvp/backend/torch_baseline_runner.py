@@ -95,6 +95,19 @@ class Runner:
         self.optimizer.step()
         return float(loss.detach())
 
+    def update_step(self):
+        """The optimizer part of `train_step` alone: the gradient clip and Adam's step.
+
+        Every parameter gets a random gradient the first time (drawn once and kept).
+        """
+        if any(p.grad is None for p in self.model.parameters()):
+            for p in self.model.parameters():
+                p.grad = torch.randn(p.shape, device=p.device, generator=self.generator).to(
+                    memory_format=torch.channels_last if p.dim() == 4 else torch.contiguous_format
+                )
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 100.0, foreach=True)
+        self.optimizer.step()
+
     @torch.no_grad()
     def bits_per_dim(self, images_nhwc):
         """Bits/dim of each (already dequantized) NHWC image, as a NumPy array."""

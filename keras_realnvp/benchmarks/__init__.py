@@ -8,7 +8,9 @@
   training-quality check;
 - `compare`: the baseline and the backends in worker processes taking turns round by round;
 - `report`: the text and markdown tables;
-- `data_loading`: data loading and streaming speed (a separate benchmark, on its own data).
+- `data_loading`: data loading and streaming speed (a separate benchmark, on its own data);
+- `optimizer_step`: one optimizer update of a preset's weights, the training optimizer against
+  Keras' Adam and the baseline's (a separate benchmark).
 
 Nothing here imports a backend: what differs per backend is in `keras_realnvp.backend.devices`.
 
