@@ -155,16 +155,18 @@ def test_torch_plain_calls_keep_no_graph(model, images, toy):
 def test_jax_jit_grad_and_vmap_trace_through_log_prob(model, images, toy):
     import jax
 
-    # Differently fused programs round the float32 tanh (module docstring) differently: 1e-8.
+    # Differently fused programs round the float32 tanh (module docstring) differently, by up to
+    # a float32 rounding of a term: 1.4e-8 relative measured (the toy, XLA without its LLVM
+    # optimizations, as the tests compile), so 1e-7.
     expected = to_numpy(model.log_prob(images))
-    np.testing.assert_allclose(np.asarray(jax.jit(model.log_prob)(images)), expected, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(jax.jit(model.log_prob)(images)), expected, rtol=1e-7)
     per_example = jax.vmap(lambda x: model.log_prob(x[None])[0])(images)
-    np.testing.assert_allclose(np.asarray(per_example), expected, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(per_example), expected, rtol=1e-7)
     score = np.asarray(jax.jit(jax.grad(lambda x: model.log_prob(x).sum()))(images))
     expected_score = gradient(model.log_prob, images)
     np.testing.assert_allclose(score, expected_score, rtol=0, atol=1e-5 * np.abs(expected_score).max())
     points = np.random.default_rng(7).normal(size=(3, 2))
-    np.testing.assert_allclose(np.asarray(jax.jit(toy.log_prob)(points)), to_numpy(toy.log_prob(points)), rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(jax.jit(toy.log_prob)(points)), to_numpy(toy.log_prob(points)), rtol=1e-7)
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="JAX tracers")
