@@ -2,12 +2,12 @@
 
 The training objective's gradient is clipped to a global norm of 100 at every step (the
 authors' setting). Keras computes that norm with a square and a sum per variable and scales
-each gradient on its own: on PyTorch, for the cifar10 architecture's 1,160 variables, 58 ms
-a step on 2 cores of an AMD EPYC, against 14 ms for `torch.nn.utils.clip_grad_norm_`. On
-PyTorch `clip_by_global_norm` runs the same multi-tensor kernels as that function
-(`torch._foreach_norm`, `torch._foreach_mul`); elsewhere it is Keras' own
-`reference_clip_by_global_norm`, which XLA and TensorFlow's graph fuse or batch themselves.
-`tests/backend/test_fused_adam.py` checks the two equal on every backend.
+each gradient on its own: on PyTorch, eagerly, a few kernels per variable for each of the
+cifar10 architecture's 1,160 variables. On PyTorch `clip_by_global_norm` runs the multi-tensor
+kernels of `torch.nn.utils.clip_grad_norm_` (`torch._foreach_norm`, `torch._foreach_mul`);
+elsewhere it is Keras' own `reference_clip_by_global_norm`, which XLA and TensorFlow's graph
+compile with the rest of the step. `tests/backend/test_gradient_clip.py` checks the two equal
+on every backend.
 """
 
 import keras
