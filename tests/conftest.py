@@ -5,7 +5,8 @@ tests build the same tiny ones, in this process and in the tools they run as sub
 The persistent compilation cache (set through the environment, so that subprocesses share it)
 lets each distinct program compile once per run; `.cache/jax` is outside version control. XLA
 compiles the tests' programs without its LLVM optimizations (`--xla_backend_optimization_level=0`):
-the programs and their results are the same, the first compile of each is faster.
+the programs are the same and the first compile of each is faster; float32 results may round
+differently (1.4e-8 relative seen between a jitted and an eager toy log-density).
 
 `pytest -n N` runs N workers on the machine's cores: each backend (and each tool a test runs as
 a subprocess, through the environment) gets its share of the cores as its thread pool. Without

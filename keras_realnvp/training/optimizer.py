@@ -31,10 +31,9 @@ class GlobalBatchAdam(keras.optimizers.Adam):
     """
 
     def _clip_gradients(self, grads):
-        if self.global_clipnorm and self.global_clipnorm > 0 and replicas.num_replicas() > 1:
-            return replicas.clip_by_global_norm(grads, self.global_clipnorm)
         if self.global_clipnorm and self.global_clipnorm > 0:
-            return gradient_clip.clip_by_global_norm(grads, self.global_clipnorm)
+            clip = replicas.clip_by_global_norm if replicas.num_replicas() > 1 else gradient_clip.clip_by_global_norm
+            return clip(grads, self.global_clipnorm)
         return super()._clip_gradients(grads)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
