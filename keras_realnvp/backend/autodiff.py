@@ -87,7 +87,9 @@ def jacobian(batch_fn, x, chunk=64):
     else:
         import tensorflow as tf
 
-        @tf.function(reduce_retracing=True)
+        # Eager: a model is rebuilt for each check and pulled back through at most a few
+        # times, and tracing it into a graph costs more than those passes (the tests' tiny
+        # model: 9.7 s traced against 2.3 s eager for one 48-row Jacobian).
         def pull(xs, cotangents):
             with tf.GradientTape() as tape:
                 tape.watch(xs)
