@@ -169,7 +169,7 @@ def test_the_tool_reports_the_trained_weights_of_a_preset_folder(model, tmp_path
 def test_train_steps_move_a_conditional_model_off_the_identity_and_the_checks_still_hold(tmp_path, capsys):
     # At initialization every coupling scale is exactly 0; after Adam steps on the embedded
     # patches (labels: the photo of each patch, one-hot in the first 2 of 3 entries) it is not.
-    conditional = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, label_dim=3, seed=0)
+    conditional = RealNVP(image_shape=(8, 8, 3), num_scales=1, filters=4, num_blocks=1, label_dim=3, seed=0)
     folder = conditional.save_to_preset(tmp_path / "conditional")
     common = [str(folder), "--weights", "init", "--json", "--batch-size", "2", "--temperatures", "3",
               "--jacobian-size", "4"]
