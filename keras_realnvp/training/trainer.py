@@ -132,7 +132,7 @@ class TrainingRun(RunSettings, EpochLoop):
 
     >>> import tempfile
     >>> run = TrainingRun("embedded_16", output=tempfile.mkdtemp(), epochs=1, steps_per_epoch=2,
-    ...                   batch_size=8, eval_examples=16, overrides={"filters": 4}, verbose=0)
+    ...                   batch_size=8, eval_examples=16, overrides={"num_scales": 1, "filters": 4}, verbose=0)
     >>> results = run.run()
     >>> results["steps"], sorted(p.name for p in (run.output / "preset").iterdir())
     (2, ['config.json', 'metadata.json', 'model.weights.h5'])

@@ -47,7 +47,7 @@ class _Snapshots(keras.callbacks.Callback):
 
 
 def test_a_nonfinite_batch_is_skipped_with_weights_and_optimizer_state_bit_identical():
-    model = RealNVP(image_shape=(8, 8, 1), num_scales=2, filters=4, num_blocks=1, seed=0)
+    model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=100.0))
     images = np.random.default_rng(0).uniform(0, 256, (16, 8, 8, 1)).astype("float32")
     images[5, 3, 3, 0] = np.nan  # in the second of four batches: a NaN loss and NaN gradients
