@@ -14,9 +14,9 @@ reference or an equivalent on every backend:
 - `adam` and `gradient_clip`: the training optimizer's update (TensorFlow's and PyTorch's fused
   Adam kernels) and its global-norm clip (PyTorch's multi-tensor kernels), Keras' formulas on
   the other backends (tested equal step after step);
-- `fused_conv`: a convolution with its bias, a residual sum and a ReLU in one oneDNN kernel on
-  PyTorch where no gradient is recorded (evaluation, sampling), the `keras.ops` reference
-  elsewhere (tested equal);
+- `fused_conv`: a convolution with its bias (added by oneDNN) and a residual sum and a ReLU in
+  place on PyTorch where no gradient is recorded (evaluation, sampling), the `keras.ops`
+  reference elsewhere (tested equal);
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 

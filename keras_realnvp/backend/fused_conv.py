@@ -1,17 +1,21 @@
-"""A convolution with its bias, a residual addition and a ReLU in one kernel, for inference on PyTorch.
+"""A convolution with its bias, a residual addition and a ReLU, for inference on PyTorch.
 
 `keras.ops` has no convolution with fused post-operations. In evaluation and sampling the s/t
 networks' convolutions are followed by a bias, a batch norm folded into that bias (see
-`CouplingResNet`), a residual or skip sum, and a ReLU: on PyTorch each of those is a pass of
-its own over a 16x32x32x64 activation, with its own fresh allocation. oneDNN, which runs
-PyTorch's CPU convolutions, applies them as post-operations of the convolution instead
-(`torch.ops.mkldnn._convolution_pointwise`, what `torch.compile` emits for the same pattern on
-a CPU). That kernel has no autograd formula, so it runs only where no gradient is recorded:
-PyTorch's CPU, float32, under `torch.no_grad()` (as `RealNVP.log_prob`, `encode`, `decode`
-and `sample` run unless the caller differentiates). Everywhere else, and on TensorFlow and
-JAX (whose compilers fuse these operations themselves), `conv2d` is the `keras.ops`
-reference `reference_conv2d`. `tests/backend/test_fused_conv.py` checks the two equal on
-every backend, and that a caller who differentiates gets the reference and its gradients.
+`CouplingResNet.folded_call`), a residual or skip sum, and a ReLU: composed in `keras.ops` on
+PyTorch, each of those is a pass of its own over a 16x32x32x64 activation, with a fresh
+allocation. Here oneDNN, which runs PyTorch's CPU convolutions, adds the bias inside the
+convolution, and the sum and the ReLU run in place on its output. In-place operations have no
+gradient to keep, so this runs only where none is recorded: PyTorch's CPU, float32, under
+`torch.no_grad()` (as `RealNVP.log_prob`, `encode`, `decode` and `sample` run unless the caller
+differentiates). Everywhere else, and on TensorFlow and JAX (whose compilers fuse these
+operations themselves), `conv2d` is the `keras.ops` reference `reference_conv2d`.
+`tests/backend/test_fused_conv.py` checks the two equal on every backend, and that a caller who
+differentiates gets the reference and its gradients.
+
+oneDNN's convolution with post-operations (`torch.ops.mkldnn._convolution_pointwise`, one
+kernel for all of it) ran the cifar10 evaluation about 3% slower than this (AMD EPYC Zen 4,
+2 cores, 2026-12-04): inside the network its convolutions were slower than `torch.conv2d`'s.
 
 Activations are NHWC, as everywhere in the package; on PyTorch they are NHWC views of
 channels_last memory (`keras_realnvp.backend.compiled.conv_data_format`), so the NCHW view the
@@ -28,9 +32,10 @@ def conv2d(x, kernel, bias=None, add=None, relu=False):
     """`act(conv(x, kernel) + bias + add)`: a stride-1, "same"-padded convolution of NHWC `x`.
 
     `kernel` is `(k, k, in, out)` (Keras' layout), `bias` an `(out,)` vector or `None`, `add`
-    a tensor of the output's shape or `None`, `act` a ReLU when `relu` is true. One oneDNN
-    kernel on PyTorch where `fuses(x, ...)` (inference on a CPU in float32), the `keras.ops`
-    reference otherwise; both give the same values to float32 rounding.
+    a tensor of the output's shape or `None`, `act` a ReLU when `relu` is true. On PyTorch where
+    `fuses(x, ...)` (inference on a CPU in float32): oneDNN's convolution with the bias, then the
+    sum and the ReLU in place; the `keras.ops` reference otherwise. Both give the same values to
+    float32 rounding.
 
     Example:
 
@@ -72,12 +77,12 @@ def reference_conv2d(x, kernel, bias=None, add=None, relu=False):
 
 
 def fuses(x, kernel, bias=None, add=None):
-    """Whether `conv2d` runs oneDNN's fused kernel for these arguments.
+    """Whether `conv2d` runs PyTorch's convolution with in-place post-operations for these arguments.
 
     On PyTorch, with oneDNN available, when no gradient is being recorded (`torch.no_grad()`,
     or `torch.is_grad_enabled()` false), on a CPU, for a 4-D float32 `x`, an odd square
     `kernel` and float32 `bias` and `add`. A caller can skip preparing work that only the
-    fused kernel pays off (`CouplingResNet` folds its batch norms into the convolutions then).
+    in-place path pays off (`CouplingResNet` folds its batch norms into the convolutions then).
 
     Example:
 
@@ -109,15 +114,10 @@ def _torch_conv2d(x, kernel, bias, add, relu):
     x, kernel, bias, add = map(_value, (x, kernel, bias, add))
     # (k, k, in, out) -> (out, in, k, k) in channels_last memory, the layout oneDNN reads directly.
     weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
-    pad = [kernel.shape[0] // 2] * 2
-    x = x.permute(0, 3, 1, 2)  # NHWC view -> NCHW view of the same channels_last memory
-    conv = torch.ops.mkldnn._convolution_pointwise
-    if add is None:
-        y = conv(x, weight, bias, pad, [1, 1], [1, 1], 1, "relu" if relu else "none", [], "")
-    else:
-        # oneDNN's post-operations in order: the bias, the binary addition, then the ReLU.
-        y = conv.binary(
-            x, add.permute(0, 3, 1, 2), weight, bias, pad, [1, 1], [1, 1], 1, "add", None,
-            "relu" if relu else None, [], None,
-        )
+    # NHWC view -> NCHW view of the same channels_last memory; oneDNN adds the bias itself.
+    y = torch.conv2d(x.permute(0, 3, 1, 2), weight, bias, padding=kernel.shape[0] // 2)
+    if add is not None:
+        y.add_(add.permute(0, 3, 1, 2))  # in place: nothing records a gradient here
+    if relu:
+        y.relu_()
     return y.permute(0, 2, 3, 1)

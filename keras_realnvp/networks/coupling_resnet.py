@@ -187,8 +187,9 @@ class CouplingResNet(keras.layers.Layer):
         kernel and its shift into conv_a's bias; the head's batch norm reads the sum of the
         skips, so its scale goes into every skip's kernel and its shift into the first
         skip's bias. Every convolution then runs with its bias, its residual or skip sum and
-        its ReLU in one `keras_realnvp.backend.fused_conv.conv2d`: 9 of an s/t network's 17
-        batch norms and every separate bias, sum and ReLU pass are gone. Only the batch
+        its ReLU in one `keras_realnvp.backend.fused_conv.conv2d` (on PyTorch the bias inside
+        the convolution, the sum and the ReLU in place, with no new tensor): 9 of an s/t
+        network's 17 batch norms and every separate bias pass are gone. Only the batch
         norms of the residual stream (`bn_a`), which the skips read unnormalized, remain.
         `call(..., training=False)` takes this path where `fused_conv` fuses (PyTorch on a
         CPU, float32, no gradient recorded); it gives the same values as the plain path on

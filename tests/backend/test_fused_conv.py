@@ -1,10 +1,10 @@
 """`keras_realnvp.backend.fused_conv` and the folded evaluation of `CouplingResNet`.
 
-- `conv2d` (oneDNN's convolution with bias, sum and ReLU post-operations, on PyTorch in
-  inference) equals its `keras.ops` reference to 1e-5 in float32, for 1x1 and 3x3 kernels,
-  with and without each post-operation, on every backend; on PyTorch the fused kernel really
+- `conv2d` (on PyTorch in inference: oneDNN's convolution with its bias, then the sum and the
+  ReLU in place) equals its `keras.ops` reference to 1e-5 in float32, for 1x1 and 3x3 kernels,
+  with and without each post-operation, on every backend; on PyTorch the in-place path really
   runs there (`fuses` is true under `torch.no_grad()`).
-- The kernel has no autograd formula, so where a gradient is recorded `conv2d` must be the
+- In-place operations keep no gradient, so where a gradient is recorded `conv2d` must be the
   reference: on PyTorch `fuses` is false with grad enabled, and on every backend the gradient
   of `conv2d` with respect to its input equals the one NumPy computes by hand.
 - `CouplingResNet.folded_call` (batch norms folded into the convolutions) equals the plain
@@ -59,7 +59,7 @@ def test_conv2d_equals_the_reference(size, bias, add, relu):
     b = _tensor(rng.normal(size=8).astype("float32")) if bias else None
     other = _tensor(rng.normal(size=(3, 7, 6, 8)).astype("float32")) if add else None
     with _no_grad():
-        assert fused_conv.fuses(x, kernel, b, other) == TORCH  # the fused kernel runs on PyTorch
+        assert fused_conv.fuses(x, kernel, b, other) == TORCH  # the in-place path runs on PyTorch
         got = to_numpy(fused_conv.conv2d(x, kernel, b, add=other, relu=relu))
         expected = to_numpy(fused_conv.reference_conv2d(x, kernel, b, add=other, relu=relu))
     assert got.shape == (3, 7, 6, 8)
