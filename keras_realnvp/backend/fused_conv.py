@@ -25,6 +25,7 @@ kernel reads and the NHWC view of its channels_last output cost no copy.
 import keras
 from keras import ops
 
+from keras_realnvp.backend.batch_norm import _value
 from keras_realnvp.backend.compiled import conv_data_format
 
 
@@ -101,11 +102,6 @@ def fuses(x, kernel, bias=None, add=None):
         return False
     k = tuple(_value(kernel).shape)
     return _value(x).ndim == 4 and len(k) == 4 and k[0] == k[1] and k[0] % 2 == 1
-
-
-def _value(v):
-    """A Keras variable's tensor; anything else as it is."""
-    return v.value if isinstance(v, keras.Variable) else v
 
 
 def _torch_conv2d(x, kernel, bias, add, relu):

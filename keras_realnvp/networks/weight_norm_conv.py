@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_realnvp.backend.compiled import conv_data_format
+from keras_realnvp.backend.fused_conv import reference_conv2d
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -64,10 +64,7 @@ class WeightNormConv2D(keras.layers.Layer):
         that fixed cost per convolution on an eagerly run backend.
         """
         kernel = self.effective_kernel() if kernel is None else kernel
-        if conv_data_format() == "channels_first":  # PyTorch: no layout copies (see there)
-            y = ops.conv(ops.transpose(x, (0, 3, 1, 2)), kernel, padding="same", data_format="channels_first")
-            return ops.transpose(y, (0, 2, 3, 1))
-        return ops.conv(x, kernel, strides=1, padding="same")
+        return reference_conv2d(x, kernel)  # in the layout of `conv_data_format`, no copies
 
     def call(self, x):
         return self.convolve(x) + self.bias
