@@ -90,13 +90,24 @@ def reference_batch_norm(x, gamma, beta, epsilon, mean=None, variance=None, bias
 
 
 def _torch_fits(x, *vectors):
-    """Whether PyTorch's kernel computes exactly what the reference does: a 4-D (N, H, W, C)
-    `x` in float32 or float64, and every given vector in `x`'s dtype (else the reference)."""
+    """Whether PyTorch's kernel computes what the reference does: a 4-D (N, H, W, C) `x` in
+    float32 or float64 with every given vector in `x`'s dtype, or (mixed precision) `x` in
+    bfloat16 or float16 with every given vector in float32; else the reference.
+
+    In mixed precision both compute the statistics in float32 and return `y` in `x`'s dtype;
+    PyTorch rounds `y` once where the reference rounds the scale, the product and the sum,
+    so they agree to bfloat16's rounding, not bit for bit."""
     import torch
 
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype not in (torch.float32, torch.float64):
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
         return False
-    return all(v is None or getattr(v, "dtype", None) == x.dtype for v in map(_value, vectors))
+    if x.dtype in (torch.float32, torch.float64):
+        vector_dtype = x.dtype
+    elif x.dtype in (torch.bfloat16, torch.float16):
+        vector_dtype = torch.float32
+    else:
+        return False
+    return all(v is None or getattr(v, "dtype", None) == vector_dtype for v in map(_value, vectors))
 
 
 def _value(v):
@@ -132,7 +143,7 @@ def _torch_batch_norm(x, gamma, beta, epsilon, mean, variance, bias, relu):
     scale = scale if gamma is None else gamma * scale
     shift = (-mean if bias is None else bias - mean) * scale
     shift = shift if beta is None else beta + shift
-    y = torch.addcmul(shift, x, scale)
+    y = torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))  # x's dtype, as the reference
     if relu:
         y = torch.relu_(y)  # in place: addcmul's backward does not read its output
     return y, returned_mean, returned_variance
