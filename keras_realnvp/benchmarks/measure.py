@@ -125,7 +125,9 @@ def run_single(options) -> dict:
 
     `options` has the command's arguments (`keras_realnvp.cli.benchmark`): preset,
     implementation, batch_size, dtype_policy, jit_compile, warmup, steps, eval_batches,
-    rounds, measure, memory_only, quality_steps. See the module's example.
+    rounds, measure, memory_only, quality_steps, and optionally dtype_policies and
+    quality_seeds (the training-quality runs: every policy with seeds 0 to quality_seeds - 1).
+    See the module's example.
     """
     arch = architecture(options.preset)
     record = {
@@ -142,7 +144,14 @@ def run_single(options) -> dict:
         record["memory"] = measurer.memory()
         return record
     if options.quality_steps:  # the Keras model only (the command checks)
-        record["quality"] = training_quality(arch, options.batch_size, options.dtype_policy, options.quality_steps)
+        policies = getattr(options, "dtype_policies", None) or [options.dtype_policy]
+        seeds = range(getattr(options, "quality_seeds", 1))
+        record["quality"] = [
+            training_quality(arch, options.batch_size, policy, options.quality_steps, seed)
+            for policy in policies
+            for seed in seeds
+        ]
+        record["quality_summary"] = quality_summary(record["quality"])
         return record
     kinds = [k for k in KINDS if k in options.measure]
     measurer.warm_up(kinds)
@@ -155,17 +164,20 @@ def run_single(options) -> dict:
     return record
 
 
-def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> dict:
+def training_quality(arch, batch_size: int, dtype_policy: str, steps: int, seed: int = 0) -> dict:
     """Held-out bits/dim of the Keras model after `steps` training steps from a fixed start.
 
-    The same initial weights, batches and test images for every dtype policy, so running
-    this once with float32 and once with mixed_bfloat16 compares their training.
+    The initial weights and the held-out images (dequantized with seed 0) are the same for
+    every dtype policy and seed; `seed` picks the training batches and the dequantization
+    noise of training. The same seed under two dtype policies trains on the same batches, so
+    running seeds 0, 1, 2 under float32 and under mixed_bfloat16 compares the policies'
+    difference with float32's own spread from run to run (`quality_summary`).
 
     Example:
 
     >>> quality = training_quality(architecture("embedded_16"), batch_size=4, dtype_policy="float32", steps=1)
-    >>> quality["steps"], quality["test_images"]
-    (1, 64)
+    >>> quality["steps"], quality["test_images"], quality["seed"]
+    (1, 64, 0)
     """
     import keras
     import numpy as np
@@ -175,9 +187,9 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> di
     from keras_realnvp.data.embedded import dequantize_numpy
     from keras_realnvp.training.optimizer import GlobalBatchAdam
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)  # the initial weights: the same for every seed and policy
     keras.config.set_dtype_policy(dtype_policy)
-    model = RealNVP(**arch, seed=0)
+    model = RealNVP(**arch, seed=seed)  # `seed` drives the training dequantization noise
     model.compile(optimizer=GlobalBatchAdam(1e-3, global_clipnorm=100.0))
     size = arch["image_shape"][0]
     train = load_embedded_patches("train", patch_size=size)
@@ -187,7 +199,7 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> di
         return float(np.mean(keras.ops.convert_to_numpy(model.bits_per_dim(test))))
 
     before = held_out()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     losses = []
     start = time.perf_counter()
     for _ in range(steps):
@@ -195,6 +207,8 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> di
         losses.append(float(model.train_on_batch(batch, return_dict=True)["bits_per_dim"]))
     seconds = time.perf_counter() - start
     return {
+        "dtype_policy": dtype_policy,
+        "seed": seed,
         "steps": steps,
         "held_out_bits_per_dim_before": before,
         "held_out_bits_per_dim_after": held_out(),
@@ -202,3 +216,46 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int) -> di
         "test_images": len(test),
         "seconds": seconds,
     }
+
+
+def quality_summary(runs) -> dict:
+    """Per dtype policy: the held-out bits/dim of its runs (one per seed), their mean, min and max.
+
+    With float32 and another policy both run over two seeds or more, `"comparison"` says
+    whether the other policy's mean lies within float32's spread from run to run: its mean
+    differs from float32's mean by no more than float32's max - min.
+
+    Example:
+
+    >>> runs = [{"dtype_policy": p, "seed": s, "held_out_bits_per_dim_after": v}
+    ...         for p, s, v in [("float32", 0, 5.0), ("float32", 1, 5.2), ("mixed_bfloat16", 0, 5.15),
+    ...                         ("mixed_bfloat16", 1, 5.25)]]
+    >>> summary = quality_summary(runs)
+    >>> round(summary["float32"]["spread"], 6), round(summary["mixed_bfloat16"]["mean"], 6)
+    (0.2, 5.2)
+    >>> comparison = summary["comparison"]["mixed_bfloat16"]
+    >>> round(comparison["difference_of_means"], 6), comparison["within_float32_spread"]
+    (0.1, True)
+    """
+    summary = {}
+    for run in runs:
+        entry = summary.setdefault(run["dtype_policy"], {"seeds": [], "held_out_bits_per_dim": []})
+        entry["seeds"].append(run["seed"])
+        entry["held_out_bits_per_dim"].append(run["held_out_bits_per_dim_after"])
+    for entry in summary.values():
+        values = entry["held_out_bits_per_dim"]
+        entry.update(mean=statistics.fmean(values), min=min(values), max=max(values),
+                     spread=max(values) - min(values))
+    reference = summary.get("float32")
+    if reference is not None and len(reference["seeds"]) > 1:
+        comparison = {}
+        for policy, entry in summary.items():
+            if policy != "float32" and len(entry["seeds"]) > 1:
+                difference = entry["mean"] - reference["mean"]
+                comparison[policy] = {
+                    "difference_of_means": difference,
+                    "float32_spread": reference["spread"],
+                    "within_float32_spread": abs(difference) <= reference["spread"],
+                }
+        summary["comparison"] = comparison
+    return summary

@@ -42,13 +42,22 @@ def format_single(record: dict) -> str:
                 f"  {kind:6s} {s['images_per_s']:8.2f} images/s  {s['gflop_per_s']:6.1f} GFLOP/s  "
                 f"step {s['step_s'] * 1e3:8.1f} ms  compile {s['compile_s']:6.1f} s"
             )
-    if "quality" in record:
-        q = record["quality"]
+    for q in record.get("quality", []):
         lines.append(
-            f"  after {q['steps']} training steps: held-out bits/dim {q['held_out_bits_per_dim_after']:.4f} "
-            f"(before {q['held_out_bits_per_dim_before']:.4f}; {q['test_images']} test patches), "
-            f"train bits/dim of the last 10 steps {q['train_bits_per_dim_last_10']:.4f}, {q['seconds']:.0f} s"
+            f"  {q['dtype_policy']}, seed {q['seed']}: after {q['steps']} training steps held-out bits/dim "
+            f"{q['held_out_bits_per_dim_after']:.4f} (before {q['held_out_bits_per_dim_before']:.4f}; "
+            f"{q['test_images']} test patches), train bits/dim of the last 10 steps "
+            f"{q['train_bits_per_dim_last_10']:.4f}, {q['seconds']:.0f} s"
         )
+    summary = record.get("quality_summary", {})
+    for policy, entry in summary.items():
+        if policy != "comparison" and len(entry["seeds"]) > 1:
+            lines.append(f"  {policy} over seeds {entry['seeds']}: held-out bits/dim mean {entry['mean']:.4f}, "
+                         f"min {entry['min']:.4f}, max {entry['max']:.4f} (spread {entry['spread']:.4f})")
+    for policy, c in summary.get("comparison", {}).items():
+        verdict = "within" if c["within_float32_spread"] else "outside"
+        lines.append(f"  {policy} - float32 mean: {c['difference_of_means']:+.4f} bits/dim, {verdict} float32's "
+                     f"spread of {c['float32_spread']:.4f}")
     if "memory" in record:
         m = record["memory"]
         lines.append(f"  memory: training step peak {m['step_peak_mb']:.0f} MB ({m['where']})")

@@ -8,6 +8,8 @@ at start-up to have the same parameter count and the same log-density as the Ker
     KERAS_BACKEND=torch keras-realnvp benchmark --json             # one JSON record
     keras-realnvp benchmark --implementation torch-baseline
     KERAS_BACKEND=tensorflow keras-realnvp benchmark --dtype-policy mixed_bfloat16
+    KERAS_BACKEND=torch keras-realnvp benchmark --quality-steps 100 --quality-seeds 3 \
+        --dtype-policy float32,mixed_bfloat16    # held-out bits/dim: mixed against float32's spread
 
 Training throughput is images/s over timed `train_on_batch` steps after warm-up (the first
 step's extra time, tracing and compilation, is reported as compile time), with uint8 batches
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quality-steps", type=non_negative_int, default=0,
                         help="instead of timing: train this many steps on the embedded photo patches and report "
                         "held-out bits/dim (compare float32 with mixed_bfloat16)")
+    parser.add_argument("--quality-seeds", type=positive_int, default=1,
+                        help="with --quality-steps: train once per seed 0..N-1 (batches and noise; the same start) "
+                        "and per --dtype-policy, and compare each policy's mean with float32's spread")
     parser.add_argument("--matmul", action="store_true",
                         help="only: float32 and bfloat16 matrix-multiply GFLOP/s on this machine (current backend)")
     parser.add_argument("--log", default="benchmark_workers.log", help="--compare: the workers' stderr")
@@ -108,8 +113,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     policies = args.dtype_policy.split(",")
     if not set(policies) <= set(DTYPE_POLICIES) or len(set(policies)) < len(policies):
         parser.error(f"--dtype-policy: each of {DTYPE_POLICIES} at most once, got {args.dtype_policy!r}")
-    if len(policies) > 1 and not (args.compare and not args.memory_only):
-        parser.error("several --dtype-policy values need --compare (timing)")
+    if len(policies) > 1 and not (args.compare and not args.memory_only) and not args.quality_steps:
+        parser.error("several --dtype-policy values need --compare (timing) or --quality-steps")
+    if args.quality_steps and args.compare:
+        parser.error("--quality-steps runs in one process: drop --compare")
     args.dtype_policies, args.dtype_policy = policies, policies[0]
     unknown = set(args.measure) - set(KINDS)
     if unknown or not args.measure:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import keras
 import pytest
+from helpers import TINY
 
-from keras_realnvp.benchmarks import compare
+from keras_realnvp.benchmarks import compare, measure, report
 from keras_realnvp.cli import benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,11 +61,32 @@ def test_compare_runs_every_dtype_policy_in_the_same_rounds(tmp_path, capsys):
     (["--compare", "--dtype-policy", "float16"], "--dtype-policy"),
     (["--measure", "train,fit"], "--measure"),
     (["--implementation", "torch-baseline", "--quality-steps", "3"], "Keras model"),
+    (["--compare", "--quality-steps", "3"], "drop --compare"),
 ])
 def test_bad_arguments_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
         benchmark.parse_args(argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_quality_seeds_start_alike_and_train_on_their_own_batches():
+    """Every seed starts from the same weights (the same held-out bits/dim before training)
+    and trains on its own batches and noise; the same seed repeats exactly (float32)."""
+    arch = {"image_shape": (8, 8, 3), **TINY}
+    runs = [measure.training_quality(arch, batch_size=4, dtype_policy="float32", steps=2, seed=seed)
+            for seed in (0, 1, 0)]
+    assert [run["seed"] for run in runs] == [0, 1, 0]
+    assert runs[0]["held_out_bits_per_dim_before"] == runs[1]["held_out_bits_per_dim_before"]
+    assert runs[0]["held_out_bits_per_dim_after"] != runs[1]["held_out_bits_per_dim_after"]
+    assert abs(runs[2]["held_out_bits_per_dim_after"] - runs[0]["held_out_bits_per_dim_after"]) < 1e-6
+    summary = measure.quality_summary(runs[:2])
+    after = [run["held_out_bits_per_dim_after"] for run in runs[:2]]
+    assert summary["float32"]["spread"] == pytest.approx(abs(after[0] - after[1]), abs=1e-12)
+    assert summary["comparison"] == {}  # no other policy to compare
+    text = report.format_single({"implementation": "keras", "backend": keras.backend.backend(), "device": "cpu",
+                                 "preset": "x", "batch_size": 4, "dtype_policy": "float32", "parameters": 1,
+                                 "forward_gflop_per_image": 0.0, "quality": runs[:2], "quality_summary": summary})
+    assert "float32 over seeds [0, 1]" in text and text.count("held-out bits/dim ") == 3
 
 
 def test_workers_run_the_package_command_not_a_checkout_file():
