@@ -88,8 +88,12 @@ def fuses(x, kernel, bias=None, add=None):
     Example:
 
     >>> import numpy as np
-    >>> fuses(np.zeros((1, 4, 4, 2), "float32"), np.zeros((3, 3, 2, 2), "float32")) in (True, False)
-    True
+    >>> x, kernel = np.zeros((1, 4, 4, 2), "float32"), np.zeros((3, 3, 2, 2), "float32")
+    >>> fuses(x, kernel)  # NumPy arrays are no PyTorch tensors: conv2d runs the reference
+    False
+    >>> x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    >>> fuses(x, kernel)  # on PyTorch a gradient is being recorded here (no torch.no_grad())
+    False
     """
     if keras.backend.backend() != "torch":
         return False

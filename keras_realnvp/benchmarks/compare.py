@@ -31,7 +31,13 @@ from pathlib import Path
 
 from keras_realnvp.benchmarks.machine import machine_description
 from keras_realnvp.benchmarks.measure import KINDS, Measurer, summarize
-from keras_realnvp.benchmarks.subjects import architecture, make_subject, preset_names
+from keras_realnvp.benchmarks.subjects import (
+    architecture,
+    make_subject,
+    options_architecture,
+    options_overrides,
+    preset_names,
+)
 
 COMPARE_ORDER = ("torch-baseline", "torch", "tensorflow", "jax")
 MEMORY_BATCH_SIZE = 64
@@ -66,7 +72,10 @@ def worker_command(options, implementation, extra=(), dtype_policy=None):
         "--preset", options.preset, "--batch-size", str(options.batch_size), "--steps", str(options.steps),
         "--eval-batches", str(options.eval_batches), "--warmup", str(options.warmup),
         "--dtype-policy", dtype_policy or options.dtype_policy, "--jit-compile", options.jit_compile,
-        "--measure", ",".join(options.measure), *extra,
+        "--measure", ",".join(options.measure),
+        *[item for key, value in options_overrides(options).items()
+          for item in (f"--{key.replace('_', '-')}", str(value))],
+        *extra,
     ]
     env = dict(os.environ)
     if implementation != "torch-baseline":
@@ -121,7 +130,7 @@ def _reply(obj):
 def serve(options) -> None:
     """The worker's side: warm up, reply with its description, then answer `round` lines until `quit`."""
     sys.stdout = sys.stderr  # stdout carries the replies only
-    subject = make_subject(options.implementation, architecture(options.preset), options.batch_size,
+    subject = make_subject(options.implementation, options_architecture(options), options.batch_size,
                            options.dtype_policy, options.jit_compile)
     measurer = Measurer(subject, options.warmup, options.steps, options.eval_batches)
     kinds = [k for k in KINDS if k in options.measure]
@@ -164,10 +173,11 @@ def compare(options) -> dict:
         finally:
             for worker in workers.values():
                 worker.close()
-    arch = architecture(options.preset)
+    arch = options_architecture(options)
     result = {
         "preset": options.preset, "batch_size": options.batch_size, "dtype_policy": ",".join(policies),
         "architecture": {**arch, "image_shape": list(arch["image_shape"])},
+        "architecture_overrides": options_overrides(options),
         "machine": machine_description(), "rounds": options.rounds, "steps_per_round": options.steps,
         "eval_batches_per_round": options.eval_batches, "wall_s": time.time() - started,
         "load_average": [rd["load_average"] for key in rounds for rd in rounds[key]], "implementations": {},

@@ -19,10 +19,11 @@ True
 """
 
 import statistics
+import sys
 import time
 
 from keras_realnvp.benchmarks.machine import ResidentMemory, load_average, machine_description
-from keras_realnvp.benchmarks.subjects import architecture, make_subject
+from keras_realnvp.benchmarks.subjects import make_subject, options_architecture, options_overrides
 
 KINDS = ("train", "eval", "sample")
 
@@ -129,10 +130,11 @@ def run_single(options) -> dict:
     quality_seeds (the training-quality runs: every policy with seeds 0 to quality_seeds - 1).
     See the module's example.
     """
-    arch = architecture(options.preset)
+    arch = options_architecture(options)
     record = {
         "preset": options.preset,
         "architecture": {**arch, "image_shape": list(arch["image_shape"])},
+        "architecture_overrides": options_overrides(options),
         "batch_size": options.batch_size,
         "dtype_policy": options.dtype_policy,
     }
@@ -147,7 +149,7 @@ def run_single(options) -> dict:
         policies = getattr(options, "dtype_policies", None) or [options.dtype_policy]
         seeds = range(getattr(options, "quality_seeds", 1))
         record["quality"] = [
-            training_quality(arch, options.batch_size, policy, options.quality_steps, seed)
+            training_quality(arch, options.batch_size, policy, options.quality_steps, seed, progress=True)
             for policy in policies
             for seed in seeds
         ]
@@ -164,17 +166,20 @@ def run_single(options) -> dict:
     return record
 
 
-def training_quality(arch, batch_size: int, dtype_policy: str, steps: int, seed: int = 0) -> dict:
+def training_quality(arch, batch_size: int, dtype_policy: str, steps: int, seed: int = 0,
+                     progress: bool = False) -> dict:
     """Held-out bits/dim of the Keras model after `steps` training steps from a fixed start.
 
     The initial weights and the held-out images (dequantized with seed 0) are the same for
     every dtype policy and seed; `seed` picks the training batches and the dequantization
     noise of training. The same seed under two dtype policies trains on the same batches, so
     running seeds 0, 1, 2 under float32 and under mixed_bfloat16 compares the policies'
-    difference with float32's own spread from run to run (`quality_summary`).
+    difference with float32's own spread from run to run (`quality_summary`). With
+    `progress`, a line on stderr every 10 steps (the command's runs take minutes each).
 
     Example:
 
+    >>> from keras_realnvp.benchmarks.subjects import architecture
     >>> quality = training_quality(architecture("embedded_16"), batch_size=4, dtype_policy="float32", steps=1)
     >>> quality["steps"], quality["test_images"], quality["seed"]
     (1, 64, 0)
@@ -202,9 +207,12 @@ def training_quality(arch, batch_size: int, dtype_policy: str, steps: int, seed:
     rng = np.random.default_rng(seed)
     losses = []
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         batch = train[rng.choice(len(train), batch_size, replace=False)]
         losses.append(float(model.train_on_batch(batch, return_dict=True)["bits_per_dim"]))
+        if progress and (step % 10 == 0 or step == steps):
+            print(f"quality {dtype_policy} seed {seed}: step {step}/{steps}, training bits/dim {losses[-1]:.4f}, "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - start
     return {
         "dtype_policy": dtype_policy,

@@ -18,6 +18,20 @@ def format_matmul(result: dict) -> str:
             f"GFLOP/s ({result['bfloat16_over_float32']:.2f}x), {result['size']}x{result['size']} matmul")
 
 
+def _preset(record: dict) -> str:
+    """The preset's name, and the architecture overrides of the run if it had any.
+
+    Example:
+
+    >>> _preset({"preset": "cifar10", "architecture_overrides": {"num_scales": 1, "num_blocks": 2}})
+    'cifar10 (num_scales 1, num_blocks 2)'
+    """
+    overrides = record.get("architecture_overrides") or {}
+    if not overrides:
+        return record["preset"]
+    return f"{record['preset']} ({', '.join(f'{key} {value}' for key, value in overrides.items())})"
+
+
 def format_single(record: dict) -> str:
     """A run's record (`measure.run_single`) as a few lines of text.
 
@@ -32,7 +46,7 @@ def format_single(record: dict) -> str:
     """
     lines = [
         f"{record['implementation']} on {record['backend']} ({record.get('framework', '')}, {record['device']}), "
-        f"preset {record['preset']}, batch {record['batch_size']}, {record['dtype_policy']}, "
+        f"preset {_preset(record)}, batch {record['batch_size']}, {record['dtype_policy']}, "
         f"{record['parameters']:,} parameters, {record['forward_gflop_per_image']:.2f} GFLOP/image forward",
     ]
     for kind in KINDS:
@@ -82,7 +96,7 @@ def format_compare(result: dict) -> str:
     kinds = [k for k in KINDS if k in next(iter(result["implementations"].values()))]
     m = result["machine"]
     out = [
-        f"Preset {result['preset']}, batch {result['batch_size']}, {result['dtype_policy']}; "
+        f"Preset {_preset(result)}, batch {result['batch_size']}, {result['dtype_policy']}; "
         f"{m['cpu']} ({m['cores']} cores, {m['cpu_flags']}); medians of {result['rounds']} rounds "
         f"(x {result['steps_per_round']} training steps, x {result['eval_batches_per_round']} evaluation and "
         f"sampling batches); ratios within each round against the baseline (under the same dtype policy), "

@@ -48,18 +48,56 @@ def preset_names(paper_only: bool = False) -> list:
     return names
 
 
-def architecture(preset: str) -> dict:
+OVERRIDABLE_KEYS = ("num_scales", "filters", "num_blocks")
+
+
+def architecture(preset: str, **overrides) -> dict:
     """The constructor arguments that define a built-in preset's network, from its `config.json`.
+
+    `overrides` (`num_scales`, `filters`, `num_blocks`; `None` keeps the preset's) change
+    the network, not the image shape: the benchmark's `--num-scales`, `--filters` and
+    `--num-blocks`.
 
     Example:
 
     >>> architecture("cifar10")
     {'image_shape': (32, 32, 3), 'num_scales': 2, 'filters': 64, 'num_blocks': 8}
+    >>> architecture("cifar10", num_blocks=2, filters=None)["num_blocks"]
+    2
     """
+    unknown = set(overrides) - set(OVERRIDABLE_KEYS)
+    if unknown:
+        raise ValueError(f"architecture: unknown overrides {sorted(unknown)}; known: {OVERRIDABLE_KEYS}")
     config = _open(preset).config
     arch = {key: config[key] for key in ARCHITECTURE_KEYS}
+    arch.update({key: value for key, value in overrides.items() if value is not None})
     arch["image_shape"] = tuple(arch["image_shape"])
     return arch
+
+
+def options_overrides(options) -> dict:
+    """The architecture overrides the benchmark's parsed arguments set (those not `None`).
+
+    Example:
+
+    >>> import argparse
+    >>> options_overrides(argparse.Namespace(preset="cifar10", num_scales=1, filters=None))
+    {'num_scales': 1}
+    """
+    return {key: getattr(options, key) for key in OVERRIDABLE_KEYS if getattr(options, key, None) is not None}
+
+
+def options_architecture(options) -> dict:
+    """`architecture` of the benchmark's parsed arguments: `options.preset` with its overrides.
+
+    Example:
+
+    >>> import argparse
+    >>> architecture_of = options_architecture(argparse.Namespace(preset="cifar10", num_scales=1))
+    >>> architecture_of["num_scales"], architecture_of["filters"]
+    (1, 64)
+    """
+    return architecture(options.preset, **options_overrides(options))
 
 
 def pixels(image_shape, count: int, seed: int) -> np.ndarray:

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=preset_names(), default="cifar10",
                         help="the built-in preset whose architecture is measured")
     parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--num-scales", type=positive_int, default=None,
+                        help="override the preset's number of scales (a smaller or larger network, same images)")
+    parser.add_argument("--filters", type=positive_int, default=None, help="override the preset's filters")
+    parser.add_argument("--num-blocks", type=positive_int, default=None, help="override the preset's residual blocks")
     parser.add_argument("--implementation", choices=IMPLEMENTATIONS, default="keras",
                         help="keras: keras_realnvp on KERAS_BACKEND; torch-baseline: the plain-PyTorch baseline")
     parser.add_argument("--dtype-policy", default="float32",
@@ -124,6 +128,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.backends) - {"torch", "tensorflow", "jax"}
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}")
+    overridden = [key for key in ("num_scales", "filters", "num_blocks") if getattr(args, key) is not None]
+    if overridden and args.compare and (args.memory or args.memory_only):
+        parser.error("--num-scales, --filters and --num-blocks change one architecture; --compare --memory "
+                     "measures every paper preset's own")
     if args.quality_steps and args.implementation != "keras":
         parser.error("--quality-steps measures the Keras model (--implementation keras)")
     return args
