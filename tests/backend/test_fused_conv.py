@@ -203,4 +203,7 @@ def test_a_multiscale_model_evaluates_and_samples_the_same_folded_or_not(monkeyp
     plain = [to_numpy(model.bits_per_dim(images)), to_numpy(model.decode(latents))]
     assert np.all(np.isfinite(plain[0])) and np.ptp(plain[1]) > 1.0
     np.testing.assert_allclose(folded[0], plain[0], rtol=1e-5, atol=1e-5)  # bits/dim
-    np.testing.assert_allclose(folded[1], plain[1], rtol=1e-4, atol=1e-3)  # pixel values in [0, 256)
+    # Pixel values: a hundredth of a pixel level. The inverse logit multiplies a difference in
+    # its input by up to 256 / 0.9 / 4 = 71; float32 rounding through ten inverse couplings and
+    # it reached 4.3e-3 of a level (one pixel of 576) on an Intel Xeon with AMX, 2026-12-04.
+    np.testing.assert_allclose(folded[1], plain[1], rtol=1e-4, atol=1e-2)
