@@ -132,6 +132,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     if overridden and args.compare and (args.memory or args.memory_only):
         parser.error("--num-scales, --filters and --num-blocks change one architecture; --compare --memory "
                      "measures every paper preset's own")
+    if overridden:  # checked here, before any worker starts
+        from keras_realnvp.benchmarks.subjects import options_architecture
+        from keras_realnvp.models.size_limits import check_model_size
+
+        try:
+            check_model_size(**options_architecture(args))
+        except ValueError as error:
+            parser.error(str(error))
     if args.quality_steps and args.implementation != "keras":
         parser.error("--quality-steps measures the Keras model (--implementation keras)")
     return args

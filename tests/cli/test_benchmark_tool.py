@@ -70,6 +70,7 @@ def test_compare_runs_every_dtype_policy_in_the_same_rounds(tmp_path, capsys):
     (["--implementation", "torch-baseline", "--quality-steps", "3"], "Keras model"),
     (["--compare", "--quality-steps", "3"], "drop --compare"),
     (["--compare", "--memory-only", "--num-blocks", "2"], "every paper preset"),
+    (["--preset", "embedded_16", "--num-scales", "6"], "num_scales"),
 ])
 def test_bad_arguments_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
