@@ -128,12 +128,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.backends) - {"torch", "tensorflow", "jax"}
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}")
-    overridden = [key for key in ("num_scales", "filters", "num_blocks") if getattr(args, key) is not None]
+    from keras_realnvp.benchmarks.subjects import options_architecture, options_overrides
+
+    overridden = options_overrides(args)
     if overridden and args.compare and (args.memory or args.memory_only):
         parser.error("--num-scales, --filters and --num-blocks change one architecture; --compare --memory "
                      "measures every paper preset's own")
     if overridden:  # checked here, before any worker starts
-        from keras_realnvp.benchmarks.subjects import options_architecture
         from keras_realnvp.models.size_limits import check_model_size
 
         try:
