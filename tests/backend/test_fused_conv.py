@@ -7,6 +7,9 @@
 - In-place operations keep no gradient, so where a gradient is recorded `conv2d` must be the
   reference: on PyTorch `fuses` is false with grad enabled, and on every backend the gradient
   of `conv2d` with respect to its input equals the one NumPy computes by hand.
+- The reference computes a 1x1 convolution as a matrix product over the channels (for XLA's
+  memory): its values and its gradients with respect to the input and the kernel equal those
+  of `ops.conv` to 1e-5, and NumPy's.
 - `CouplingResNet.folded_call` (batch norms folded into the convolutions) equals the plain
   evaluation path to 1e-5 on every backend, with moving statistics far from their initial
   values, conditional or not, with 0 and 2 blocks; on PyTorch without a gradient,
@@ -16,7 +19,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import gradient, to_numpy
 from keras import ops
 
 from keras_realnvp.backend import fused_conv
@@ -111,6 +114,36 @@ def test_conv2d_is_the_differentiable_reference_where_a_gradient_is_recorded():
         for j in range(3):
             padded[:, i : i + 5, j : j + 5, :] += np.einsum("nhwo,co->nhwc", active, kernel[i, j])
     np.testing.assert_allclose(gradient, padded[:, 1:6, 1:6, :], rtol=1e-5, atol=1e-5)
+
+
+def test_a_1x1_reference_convolution_is_the_matrix_product_with_the_gradients_of_a_convolution():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 6, 5, 7)).astype("float32")
+    kernel = rng.normal(size=(1, 1, 7, 4)).astype("float32")
+    weights = rng.normal(size=(3, 6, 5, 4)).astype("float32")  # a loss that weighs every output
+    expected = np.einsum("nhwc,co->nhwo", x, kernel[0, 0])
+    np.testing.assert_allclose(to_numpy(fused_conv.reference_conv2d(x, kernel)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(fused_conv.reference_conv2d(x, kernel)),
+        to_numpy(ops.conv(x, kernel, padding="same")), rtol=1e-5, atol=1e-5,
+    )
+
+    def matmul_path(v, k):
+        return fused_conv.reference_conv2d(v, k) * ops.convert_to_tensor(weights)
+
+    def conv_path(v, k):
+        return ops.conv(v, k, padding="same") * ops.convert_to_tensor(weights)
+
+    # d/dx: the kernel applied back to the weights; d/dkernel: x against the weights.
+    for path in (matmul_path, conv_path):
+        np.testing.assert_allclose(
+            gradient(lambda v, path=path: path(v, ops.convert_to_tensor(kernel)), x),
+            np.einsum("nhwo,co->nhwc", weights, kernel[0, 0]), rtol=1e-5, atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            gradient(lambda k, path=path: path(ops.convert_to_tensor(x), k), kernel)[0, 0],
+            np.einsum("nhwc,nhwo->co", x, weights), rtol=1e-5, atol=1e-4,
+        )
 
 
 def test_float64_is_not_fused_and_equals_the_reference():
