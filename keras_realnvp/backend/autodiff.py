@@ -98,3 +98,30 @@ def jacobian(batch_fn, x, chunk=64):
 
         rows = [pull(tf.constant(stacked), tf.constant(padded[i : i + chunk])).numpy() for i in range(0, n, chunk)]
     return np.concatenate([r.reshape(len(r), n) for r in rows], axis=0)[:n]
+
+
+def release_gradients(variables):
+    """PyTorch: drop the gradients that autograd left on `variables`; other backends: nothing.
+
+    Keras' PyTorch trainer leaves each step's gradients on the weights (`.grad`) and clears
+    them only after the next step's forward pass, so that forward pass, where a training
+    step's memory peaks, holds a second copy of the weights' size (plain PyTorch clears
+    them before it: `optimizer.zero_grad(set_to_none=True)`). Called after the optimizer
+    has applied them, this frees them a forward pass earlier. TensorFlow and JAX keep no
+    gradients between steps.
+
+    Example:
+
+    >>> import keras
+    >>> layer = keras.layers.Dense(2)
+    >>> y = layer(keras.ops.ones((1, 3)))
+    >>> if keras.backend.backend() == "torch":
+    ...     keras.ops.sum(y).backward()
+    >>> release_gradients(layer.trainable_variables)
+    >>> [getattr(v.value, "grad", None) for v in layer.trainable_variables]
+    [None, None]
+    """
+    if keras.backend.backend() != "torch":
+        return
+    for v in variables:
+        v.value.grad = None

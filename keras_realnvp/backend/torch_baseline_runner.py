@@ -93,6 +93,10 @@ class Runner:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 100.0, foreach=True)
         self.optimizer.step()
+        # Free the gradients now rather than at the next step's start: between steps only the
+        # weights and Adam's moments are held, as in keras_realnvp on every backend, so that
+        # the memory a step adds is measured from the same state.
+        self.optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
     def update_step(self):

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from keras_realnvp.backend import replicas
+from keras_realnvp.backend.autodiff import release_gradients
 from keras_realnvp.bijectors import AffineCoupling
 from keras_realnvp.models.flow import bits_per_dim_from_log_prob
 
@@ -96,6 +97,28 @@ class TrainingObjective:
         # Under tf.distribute each replica's loss is its share: the optimizer sums the
         # replicas' gradients (the batch statistics are already global, see replicas.py).
         return loss / replicas.num_replicas()
+
+    def train_step(self, *args, **kwargs):
+        """Keras' training step, then (PyTorch) the weights' gradients are released.
+
+        Keras' PyTorch trainer would keep them until after the next step's forward pass, a
+        weights-sized buffer on top of that pass's activations, where memory peaks
+        (`keras_realnvp.backend.autodiff.release_gradients`). On TensorFlow and JAX this is
+        Keras' step unchanged.
+
+        Example:
+
+        >>> import numpy as np
+        >>> from keras_realnvp import RealNVP
+        >>> model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1)
+        >>> model.compile(optimizer="adam")
+        >>> logs = model.train_on_batch(np.random.uniform(0, 256, (4, 8, 8, 1)), return_dict=True)
+        >>> [getattr(v.value, "grad", None) for v in model.trainable_variables][:2]
+        [None, None]
+        """
+        logs = super().train_step(*args, **kwargs)
+        release_gradients(self.trainable_weights)
+        return logs
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         images, _ = self._split_inputs(x)

@@ -87,6 +87,30 @@ def test_the_gradient_clip_engages_at_the_authors_scale():
     np.testing.assert_allclose(steps[100.0], 100.0, rtol=1e-3)
 
 
+def test_a_training_step_trains_as_keras_step_and_leaves_no_gradient_on_the_weights():
+    """`RealNVP.train_step` is Keras' step; on PyTorch it also frees the gradients it leaves.
+
+    Keras' own step (run here on a twin model) would keep them on the weights until after the
+    next step's forward pass, where a step's memory peaks.
+    """
+    x = _patches(4)
+    models = []
+    for release in (True, False):
+        keras.utils.set_random_seed(5)
+        model = RealNVP(image_shape=(32, 32, 3), num_scales=2, filters=4, num_blocks=1, seed=5)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        if not release:
+            model.train_step = keras.Model.train_step.__get__(model)  # Keras' step, unchanged
+        for _ in range(2):
+            model.train_on_batch(x)
+        models.append(model)
+    for a, b in zip(models[0].weights, models[1].weights):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(b), err_msg=a.path)
+    if keras.backend.backend() == "torch":
+        assert all(v.value.grad is None for v in models[0].trainable_variables)
+        assert all(v.value.grad is not None for v in models[1].trainable_variables)
+
+
 @pytest.mark.parametrize("bn_mode", RunningBatchNorm.MODES)
 def test_bn_mode_reaches_every_coupling_output_norm_and_survives_saving(bn_mode, tmp_path):
     model = RealNVP(image_shape=(8, 8, 3), num_scales=2, filters=4, num_blocks=1, bn_mode=bn_mode)
