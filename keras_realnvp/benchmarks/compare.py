@@ -26,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -219,21 +220,23 @@ def compare_memory(options, names) -> dict:
     runs with `MALLOC_MMAP_THRESHOLD_=65536`, so that freed blocks leave resident memory.
     """
     table, done = {}, {}
-    for preset in preset_names(paper_only=True):
-        key = tuple(sorted((k, str(v)) for k, v in architecture(preset).items()))
-        if key in done:
-            table[preset] = done[key]
-            continue
-        row = {}
-        for name in names:
-            print(f"memory: {preset} {name} ...", file=sys.stderr, flush=True)
-            sub = argparse.Namespace(**{**vars(options), "preset": preset, "batch_size": MEMORY_BATCH_SIZE})
-            command, env = worker_command(sub, name, ["--memory-only", "--json"])
-            env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
-            completed = subprocess.run(command, env=env, capture_output=True, text=True)
-            if completed.returncode:
-                row[name] = {"error": completed.stderr.strip().splitlines()[-1:]}
+    with tempfile.TemporaryDirectory() as scratch:
+        for preset in preset_names(paper_only=True):
+            key = tuple(sorted((k, str(v)) for k, v in architecture(preset).items()))
+            if key in done:
+                table[preset] = done[key]
                 continue
-            row[name] = json.loads(completed.stdout.strip().splitlines()[-1])["memory"]
-        table[preset] = done[key] = row
+            row = {}
+            for name in names:
+                print(f"memory: {preset} {name} ...", file=sys.stderr, flush=True)
+                sub = argparse.Namespace(**{**vars(options), "preset": preset, "batch_size": MEMORY_BATCH_SIZE})
+                record = Path(scratch) / f"{preset}_{name}.json"  # the worker's whole record
+                command, env = worker_command(sub, name, ["--memory-only", "--save-json", str(record)])
+                env.setdefault("MALLOC_MMAP_THRESHOLD_", "65536")
+                completed = subprocess.run(command, env=env, capture_output=True, text=True)
+                if completed.returncode:
+                    row[name] = {"error": completed.stderr.strip().splitlines()[-1:]}
+                    continue
+                row[name] = json.loads(record.read_text())["memory"]
+            table[preset] = done[key] = row
     return table
