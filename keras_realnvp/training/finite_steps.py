@@ -15,6 +15,7 @@ skipped steps and stops training after `max_consecutive` of them in a row:
 reported as a `RuntimeWarning`.
 """
 
+import threading
 import warnings
 
 import keras
@@ -91,20 +92,58 @@ def _stateless_step(model, train_step):
     return guarded_train_step
 
 
+def _snapshot(v):
+    return ops.copy(ops.stop_gradient(v.value))
+
+
 def _stateful_step(model, train_step):
     # TensorFlow and PyTorch: `train_step(data) -> logs` assigns the variables in place,
-    # so the guarded state is copied first and assigned back if the step is undone.
+    # so the guarded state is copied first and assigned back if the step is undone. The
+    # weights and the optimizer's variables, which only the optimizer changes, are copied
+    # when it is called, once the gradients are computed: a copy taken before the forward
+    # pass would be held through it, where a step's memory peaks (on PyTorch, three copies
+    # of the weights' size for Adam; TensorFlow copies a variable's buffer only when it is
+    # updated while read, so there the place changes nothing). The rest (batch-norm
+    # running averages, metrics, both of them small) changes during the forward pass and
+    # is copied before it. Under `tf.distribute` each replica runs the step in a thread of
+    # its own, hence a copy per thread.
+    step = threading.local()
+
+    def snapshot_then_apply(apply):
+        def apply_after_snapshot(*args, **kwargs):
+            before = getattr(step, "before", None)
+            if before is not None:
+                for v in _guarded_variables(model):  # the optimizer's own, if built late, too
+                    if id(v) not in before:
+                        before[id(v)] = _snapshot(v)
+            return apply(*args, **kwargs)
+
+        return apply_after_snapshot
+
     def guarded_train_step(data):
-        variables = _guarded_variables(model)
-        before = [ops.copy(ops.stop_gradient(v.value)) for v in variables]
-        logs = train_step(data)
-        ok = _all_finite([*[v.value for v in variables], *([logs["loss"]] if "loss" in logs else [])])
+        optimizer = model.optimizer
+        if getattr(optimizer, "_nonfinite_guard_step", None) is not step:  # a new optimizer
+            optimizer.apply = snapshot_then_apply(type(optimizer).apply.__get__(optimizer))
+            optimizer._nonfinite_guard_step = step
+        optimized = {id(v) for v in [*model.trainable_variables, *optimizer.variables]}
+        before = {id(v): _snapshot(v) for v in _guarded_variables(model) if id(v) not in optimized}
+        step.before = before
+        try:
+            logs = train_step(data)
+        finally:
+            step.before = None
+        guarded = _guarded_variables(model)
+        ok = _all_finite([*[v.value for v in guarded], *([logs["loss"]] if "loss" in logs else [])])
+        # A variable the step created (an optimizer built by its first `apply`) has no copy:
+        # it is checked, but there is no earlier state to return it to.
+        variables = [v for v in guarded if id(v) in before]
+        olds = [before[id(v)] for v in variables]
         if replicas.num_replicas() > 1:
-            ok = replicas.undo_unless_all_finite(variables, before, ok, model.metrics_variables)
+            ok = replicas.undo_unless_all_finite(variables, olds, ok, model.metrics_variables)
         else:
 
             def undo():
-                for v, old in zip(variables, before):
+                for v, old in zip(variables, olds):
                     v.assign(old)
 
             ops.cond(ok, lambda: None, undo)
@@ -119,7 +158,9 @@ def guard_nonfinite_steps(model):
     The model's `train_step` is wrapped (once; later calls do nothing) and its compiled
     train function discarded so the next `fit` compiles the guarded step. See the
     module docstring for what "undone" leaves unchanged. Costs one copy (TensorFlow,
-    PyTorch) and one finiteness check of the weights and optimizer state per step.
+    PyTorch) and one finiteness check of the weights and optimizer state per step; the
+    copy of the weights and the optimizer's state is taken once the gradients are
+    computed, so it is not held through the forward pass, where a step's memory peaks.
 
     Args:
         model: a compiled `keras.Model` using Keras' default `train_step`.

@@ -15,7 +15,14 @@ import pytest
 from helpers import TINY, TINY_RUN, run_tiny, to_numpy
 
 from keras_realnvp import RealNVP
-from keras_realnvp.training import CheckpointManager, SkipNonFiniteSteps, TrainingDivergedError, TrainingRun
+from keras_realnvp.training import (
+    CheckpointManager,
+    SkipNonFiniteSteps,
+    TrainingDivergedError,
+    TrainingRun,
+    finite_steps,
+)
+from keras_realnvp.training.finite_steps import guard_nonfinite_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +73,43 @@ def test_a_nonfinite_batch_is_skipped_with_weights_and_optimizer_state_bit_ident
     assert all(np.all(np.isfinite(v)) for v in snapshots.after[-1].values())
     # The epoch's metrics are those of the steps applied, and the skipped one is counted.
     assert np.isfinite(history.history["bits_per_dim"][-1]) and history.history["skipped_steps"] == [1]
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax",
+                    reason="JAX's guarded step is a pure function: it picks the state it was given or the one it made")
+def test_the_guard_copies_weights_and_optimizer_state_after_the_forward_pass(monkeypatch):
+    """The weights' and Adam's copies are not held through the forward pass, where memory peaks.
+
+    The order is the program's (TensorFlow traces it once); the copies are recorded by
+    variable, the forward pass by its loss. Batch-norm averages change in the forward pass
+    and must be copied before it. Then a NaN batch is still undone bit for bit.
+    """
+    model = RealNVP(image_shape=(8, 8, 1), num_scales=1, filters=4, num_blocks=1, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    guard_nonfinite_steps(model)
+    events = []
+    snapshot, compute_loss = finite_steps._snapshot, RealNVP.compute_loss
+    monkeypatch.setattr(finite_steps, "_snapshot", lambda v: events.append(id(v)) or snapshot(v))
+
+    def spied_compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        events.append("loss")
+        return compute_loss(self, x, y, y_pred, sample_weight, training)
+
+    monkeypatch.setattr(RealNVP, "compute_loss", spied_compute_loss)
+    images = np.random.default_rng(0).uniform(0, 256, (8, 8, 8, 1)).astype("float32")
+    model.train_on_batch(images[:4])
+    assert events.count("loss") == 1
+    forward = events.index("loss")
+    optimized = {id(v) for v in [*model.trainable_variables, *model.optimizer.variables]}
+    averages = {id(v) for v in model.non_trainable_weights}
+    assert optimized <= set(events[forward + 1:]) and not optimized & set(events[:forward])
+    assert averages and averages <= set(events[:forward])
+    before = [to_numpy(v).copy() for v in [*model.weights, *model.optimizer.variables]]
+    images[4, 0, 0, 0] = np.nan
+    logs = model.train_on_batch(images[4:], return_dict=True)
+    assert logs[finite_steps.SKIPPED_KEY] == 1.0
+    for old, v in zip(before, [*model.weights, *model.optimizer.variables], strict=True):
+        np.testing.assert_array_equal(to_numpy(v), old, err_msg=v.path)
 
 
 def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(tmp_path, monkeypatch):
