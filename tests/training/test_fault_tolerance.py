@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import TINY, TINY_RUN, run_tiny, to_numpy
+from keras import ops
 
 from keras_realnvp import RealNVP
 from keras_realnvp.training import (
@@ -110,6 +111,24 @@ def test_the_guard_copies_weights_and_optimizer_state_after_the_forward_pass(mon
     assert logs[finite_steps.SKIPPED_KEY] == 1.0
     for old, v in zip(before, [*model.weights, *model.optimizer.variables], strict=True):
         np.testing.assert_array_equal(to_numpy(v), old, err_msg=v.path)
+
+
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", range(4))
+def test_the_concatenated_finiteness_check_agrees_with_the_check_per_value(bad, where):
+    """JAX's guard checks its state as one concatenation per dtype (XLA compiles it far faster)."""
+    rng = np.random.default_rng(where)
+    values = [rng.normal(size=(3, 4)).astype("float32"), np.float32(2.5), rng.normal(size=7).astype("float16"),
+              ops.cast(rng.normal(size=(2, 2, 2)), "bfloat16")]
+    if bad is not None:
+        value = to_numpy(ops.cast(values[where], "float32")).copy()
+        value.reshape(-1)[-1] = bad
+        values[where] = ops.cast(value, keras.backend.standardize_dtype(values[where].dtype))
+    values = [ops.convert_to_tensor(v) for v in values] + [ops.convert_to_tensor(np.array([7], "int32"))]
+    expected = bad is None
+    assert bool(to_numpy(finite_steps._all_finite(values))) is expected
+    assert bool(to_numpy(finite_steps._all_finite_concatenated(values))) is expected
+    assert bool(to_numpy(finite_steps._all_finite_concatenated([values[-1]])))  # no float value: nothing to check
 
 
 def test_a_diverging_learning_rate_stops_cleanly_with_the_last_good_checkpoint(tmp_path, monkeypatch):
