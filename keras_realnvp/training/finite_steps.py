@@ -155,6 +155,13 @@ def _stateful_step(model, train_step):
         olds = [before[id(v)] for v in variables]
         if replicas.num_replicas() > 1:
             ok = replicas.undo_unless_all_finite(variables, olds, ok, model.metrics_variables)
+        elif keras.backend.backend() == "tensorflow":
+            # A `where` per variable, not a conditional that assigns some 3,500 of them: the
+            # graph compiles faster (cifar10 at batch 16, first step 65-68 s against 83 s; 38 s
+            # unguarded) and the step runs as fast. PyTorch runs eagerly, where the conditional
+            # costs nothing when the step is kept.
+            for v, old in zip(variables, olds):
+                v.assign(ops.where(ok, v.value, old))
         else:
 
             def undo():
@@ -176,6 +183,8 @@ def guard_nonfinite_steps(model):
     PyTorch) and one finiteness check of the weights and optimizer state per step; the
     copy of the weights and the optimizer's state is taken once the gradients are
     computed, so it is not held through the forward pass, where a step's memory peaks.
+    On TensorFlow every guarded variable is assigned `where(ok, new, old)` each step,
+    which compiles faster than a conditional restore.
 
     Args:
         model: a compiled `keras.Model` using Keras' default `train_step`.
