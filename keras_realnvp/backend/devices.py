@@ -93,7 +93,8 @@ def training_step_memory(model, pixels, train_step):
 
     Each framework's own accounting where a CPU process's resident memory would mislead:
     XLA keeps its buffers between steps (so for JAX on a CPU this is the compiled step's
-    temporary buffers, from XLA's buffer assignment of `model.train_step` on `pixels`) and
+    temporary buffers, from XLA's buffer assignment of `model.train_step` on `pixels` with
+    the state donated, as Keras' trainer compiles it) and
     TensorFlow's allocator keeps a pool (its statistics). On a GPU, the allocator's peak
     during `train_step()` (which runs one step) minus what was in use before it. None for
     PyTorch on a CPU: measure the process's resident memory instead
@@ -126,7 +127,11 @@ def training_step_memory(model, pixels, train_step):
                 [v.value for v in model.metrics_variables],
             )
             data = (jax.numpy.asarray(pixels), None, None)
-            analysis = jax.jit(model.train_step).lower(state, data).compile().memory_analysis()
+            # Donated, as Keras' trainer compiles it: the new state then takes the old one's
+            # buffers, and the temporary buffers are all the step adds (without donation XLA
+            # reports fewer temporaries but allocates a second state as output).
+            step = jax.jit(model.train_step, donate_argnums=0)
+            analysis = step.lower(state, data).compile().memory_analysis()
             return analysis.temp_size_in_bytes, "XLA buffer assignment: temporary buffers of the step"
         before = (device.memory_stats() or {}).get("bytes_in_use", 0)
         train_step()
