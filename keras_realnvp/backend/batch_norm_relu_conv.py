@@ -6,25 +6,28 @@ batch norm's gradient reads, and `a = relu(batch_norm(x))`, which the ReLU's gra
 convolution's weight gradient read. `a` is one multiply-add and a ReLU away from `x` and the
 batch statistics, so `batch_norm_relu_conv` keeps only `x` and recomputes `a` in the backward
 pass: a training step at batch 16 of the cifar10 architecture then needs about 40% less memory
-on PyTorch and TensorFlow (docs/performance.md has the figures), for one more element-wise pass
-per convolution.
+on every backend (docs/performance.md has the figures), for one more element-wise pass per
+convolution.
 
 - **PyTorch**: a `torch.autograd.Function` around `torch.native_batch_norm` (the kernel of
   `keras_realnvp.backend.batch_norm`), `torch.conv2d`, and in its backward pass
   `aten.convolution_backward`, `aten.threshold_backward` and `aten.native_batch_norm_backward`.
-- **TensorFlow**: a `tf.custom_gradient` whose gradient recomputes `a` after the incoming
-  gradient exists (so that graph optimization cannot merge it with the forward pass's `a`)
-  and runs `Conv2DBackpropInput` and `Conv2DBackpropFilter` itself. The batch statistics
-  stay outside it (`keras_realnvp.backend.replicas.moments`: the global batch's under a
-  `tf.distribute` strategy) and autodiff differentiates them as usual. `keras.remat`
-  (`tf.recompute_grad`) saved the same memory but doubled the first step's compile time.
-- **JAX**: the `keras.ops` reference. XLA's CPU compiler planned the same buffers with
-  `jax.checkpoint` or with a `custom_vjp` that recomputes `a` as without them (measured on the
-  cifar10 step and on a chain of blocks, docs/performance.md), so there is nothing to gain there.
+- **TensorFlow**: a `tf.custom_gradient` whose gradient recomputes `a` once the incoming
+  gradient exists (a control dependency, so that graph optimization cannot merge it with the
+  forward pass's `a`) and runs `Conv2DBackpropInput` and `Conv2DBackpropFilter` itself. The
+  batch statistics stay outside it (`keras_realnvp.backend.replicas.moments`: the global
+  batch's under a `tf.distribute` strategy) and autodiff differentiates them as usual.
+  `keras.remat` (`tf.recompute_grad`) saved as much memory but doubled the first step's
+  compile time.
+- **JAX**: a `jax.custom_vjp` with the batch norm's analytic gradient, whose residuals are `x`,
+  the statistics and the parameters. Its backward pass recomputes `a` from `x` plus zero
+  times an element of the incoming gradient: XLA's CPU compiler drops optimization barriers,
+  so `jax.checkpoint` (and a recomputation without that data dependency) was merged with the
+  forward pass's `a` and left the buffers as they were, or kept more.
 
 `reference_batch_norm_relu_conv` is the same function in `keras.ops`, with every activation
 kept; `tests/backend/test_batch_norm_relu_conv.py` checks the two equal in values and
-gradients on every backend, under `tf.distribute` too.
+gradients on every backend, under `tf.distribute` and JAX's `DataParallel` too.
 """
 
 import functools
@@ -45,8 +48,8 @@ def batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias=None):
     `x + bias` over every axis but the last, `bias` folded in, returned without gradient
     for the caller's moving averages. `kernel` is `(k, k, in, out)`, `k` odd, applied with
     stride 1 and "same" padding, without bias. The backward pass recomputes the normalized
-    activation from `x` instead of keeping it (see the module's docstring) on PyTorch and
-    TensorFlow; the values and gradients are those of `reference_batch_norm_relu_conv`.
+    activation from `x` instead of keeping it (see the module's docstring); the values and
+    gradients are those of `reference_batch_norm_relu_conv`.
 
     Example:
 
@@ -64,6 +67,8 @@ def batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias=None):
         return _torch_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias)
     if backend == "tensorflow" and _kernel_fits(x, kernel):
         return _tensorflow_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias)
+    if backend == "jax" and _kernel_fits(x, kernel):
+        return _jax_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias)
     return reference_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias)
 
 
@@ -211,3 +216,65 @@ def _tensorflow_affine_relu_conv(x, scale, shift, kernel):
         return y, grad
 
     return affine_relu_conv(x, scale, shift, kernel)
+
+
+def _jax_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias):
+    import jax.numpy as jnp
+
+    dtype = keras.backend.result_type(x.dtype, "float32")
+    channels = x.shape[-1]
+    gamma = jnp.ones(channels, dtype) if gamma is None else jnp.asarray(_value(gamma), dtype)
+    beta = jnp.zeros(channels, dtype) if beta is None else jnp.asarray(_value(beta), dtype)
+    bias = jnp.zeros(channels, dtype) if bias is None else jnp.asarray(_value(bias), dtype)
+    y, mean, variance = _jax_function()(x, gamma, beta, bias, jnp.asarray(_value(kernel)), epsilon)
+    return y, mean + bias, variance
+
+
+@functools.cache
+def _jax_function():
+    """A `jax.custom_vjp` whose residuals are `x`, the statistics and the parameters, defined once."""
+    import jax
+    import jax.numpy as jnp
+
+    def statistics(x, epsilon):
+        x32 = x.astype(jnp.result_type(x.dtype, jnp.float32))
+        mean, variance = ops.moments(x32, axes=(0, 1, 2))
+        return x32, mean, variance, jax.lax.rsqrt(variance + epsilon)
+
+    def activation(x, gamma, beta, mean, inverse_std):
+        # The reference's arithmetic (bias cancels: it is not added to x, nor to the mean here).
+        scale = gamma * inverse_std
+        shift = beta - mean * scale
+        return jax.nn.relu(x * scale.astype(x.dtype) + shift.astype(x.dtype))
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+    def batch_norm_relu_conv(x, gamma, beta, bias, kernel, epsilon):
+        _, mean, variance, inverse_std = statistics(x, epsilon)
+        y = reference_conv2d(activation(x, gamma, beta, mean, inverse_std), kernel)
+        return y, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(variance)
+
+    def forward(x, gamma, beta, bias, kernel, epsilon):
+        _, mean, variance, inverse_std = statistics(x, epsilon)
+        y = reference_conv2d(activation(x, gamma, beta, mean, inverse_std), kernel)
+        return (y, mean, variance), (x, gamma, beta, bias, kernel, mean, inverse_std)
+
+    def backward(epsilon, residuals, cotangents):
+        x, gamma, beta, bias, kernel, mean, inverse_std = residuals
+        grad_y = cotangents[0]
+        # Recomputed from x once grad_y exists: XLA's CPU compiler drops optimization barriers,
+        # and would otherwise merge this with the forward pass's activation and keep that.
+        # (A non-finite grad_y makes every gradient here non-finite either way.)
+        x = x + (grad_y[0, 0, 0, 0] * 0).astype(x.dtype)
+        a = activation(x, gamma, beta, mean, inverse_std)
+        _, convolution_vjp = jax.vjp(reference_conv2d, a, kernel)
+        grad_a, grad_kernel = convolution_vjp(grad_y)
+        grad_pre = jnp.where(a > 0, grad_a, jnp.zeros_like(grad_a)).astype(mean.dtype)
+        normalized = (x.astype(mean.dtype) - mean) * inverse_std
+        count = x.shape[0] * x.shape[1] * x.shape[2]
+        grad_beta = jnp.sum(grad_pre, axis=(0, 1, 2))
+        grad_gamma = jnp.sum(grad_pre * normalized, axis=(0, 1, 2))
+        grad_x = (gamma * inverse_std) * (grad_pre - grad_beta / count - normalized * (grad_gamma / count))
+        return grad_x.astype(x.dtype), grad_gamma, grad_beta, jnp.zeros_like(bias), grad_kernel
+
+    batch_norm_relu_conv.defvjp(forward, backward)
+    return batch_norm_relu_conv

@@ -51,12 +51,11 @@ def batch_norm_relu(bn, x, training, bias=None):
 def batch_norm_relu_convolve(bn, conv, x, training, bias=None):
     """`conv.convolve(batch_norm_relu(bn, x, training, bias))`, without keeping the ReLU's output in training.
 
-    In training (batch statistics) through `keras_realnvp.backend.batch_norm_relu_conv`,
-    whose backward pass recomputes the normalized activation from `x` instead of keeping it
-    from the forward pass (on PyTorch and TensorFlow): about 40% less memory for a training
-    step, the same values, gradients and moving-average updates. In evaluation, or for a
-    frozen `bn`, `batch_norm_relu` then the convolution. `conv` is a `WeightNormConv2D`
-    (its `convolve`: no bias).
+    In training (batch statistics) through `keras_realnvp.backend.batch_norm_relu_conv`, whose
+    backward pass recomputes the normalized activation from `x` instead of keeping it from the
+    forward pass: about 40% less memory for a training step, the same values, gradients and
+    moving-average updates. In evaluation, or for a frozen `bn`, `batch_norm_relu` then the
+    convolution. `conv` is a `WeightNormConv2D` (its `convolve`: no bias).
 
     Example:
 

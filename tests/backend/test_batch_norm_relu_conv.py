@@ -1,14 +1,13 @@
 """`keras_realnvp.backend.batch_norm_relu_conv`: equal to its `keras.ops` reference, keeping less.
 
-Values, returned statistics and the gradients with respect to the input, gamma, beta, the
-folded bias and the kernel agree with `reference_batch_norm_relu_conv` to 1e-5 in float32 (3x3
-and 1x1 kernels), and to bfloat16's rounding in mixed precision, on every backend; the
-reference is checked against NumPy. On PyTorch the backward pass keeps no activation-sized
-tensor but the input. Under `tf.distribute` (two logical CPU devices, in a subprocess) the
-statistics are the global batch's and values and gradients equal a single device's. At the
-network level, a `CouplingResNet`'s training output, gradients and moving averages equal those
-of the same network on the reference.
-"""
+Values, returned statistics and the gradients with respect to the input, gamma, beta, the folded
+bias and the kernel agree with `reference_batch_norm_relu_conv` to 1e-5 in float32 (3x3 and 1x1
+kernels), and to bfloat16's rounding in mixed precision, on every backend; the reference is
+checked against NumPy. On PyTorch the backward pass keeps no activation-sized tensor but the
+input. Under `tf.distribute` (two logical CPU devices, in a subprocess) the statistics are the
+global batch's and values and gradients equal a single device's, and the same under JAX's
+`DataParallel` (two host devices). At the network level, a `CouplingResNet`'s training output,
+gradients and moving averages equal those of the same network on the reference. """
 
 import json
 import os
@@ -284,6 +283,62 @@ def test_mirrored_strategy_on_two_devices_normalizes_with_the_global_batch():
     labels = ("y", "mean", "variance", *NAMES)
     for name in ("recomputing", "reference"):
         assert outputs[name]["stats_agree"], name
+        for label, got, expected in zip(labels, outputs[name]["distributed"], outputs[name]["single"]):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=f"{name} {label}")
+    for label, got, expected in zip(labels, outputs["recomputing"]["distributed"], outputs["reference"]["distributed"]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=label)
+
+
+JAX_DATA_PARALLEL = """
+import json, sys
+import jax, keras
+import numpy as np
+from keras import ops
+from keras_realnvp.backend.batch_norm_relu_conv import batch_norm_relu_conv, reference_batch_norm_relu_conv
+inputs = {k: np.asarray(v, "float32") for k, v in json.loads(sys.argv[1]).items()}
+names = ("x", "gamma", "beta", "bias", "kernel")
+devices = keras.distribution.list_devices()
+distribution = keras.distribution.DataParallel(devices=devices)
+
+def run(fn, sharded):
+    args = [inputs[k] for k in names]
+    cotangent = inputs["cotangent"]
+    if sharded:  # the global batch as one array split over the devices, as DataParallel feeds a step
+        layout = distribution.get_data_layout(cotangent.shape)
+        args[0] = keras.distribution.distribute_tensor(args[0], distribution.get_data_layout(args[0].shape))
+        cotangent = keras.distribution.distribute_tensor(cotangent, layout)
+
+    def total(args, cotangent):
+        x, gamma, beta, bias, kernel = args
+        outputs = fn(x, gamma, beta, 1e-4, kernel, bias=bias)
+        return ops.sum(outputs[0] * cotangent), outputs
+
+    with distribution.scope():
+        grads, outputs = jax.jit(jax.grad(total, has_aux=True))(args, cotangent)
+    shards = len(outputs[0].sharding.device_set)
+    return [np.asarray(t).tolist() for t in (*outputs, *grads)], shards
+
+out = {"devices": len(devices)}
+for name, fn in (("recomputing", batch_norm_relu_conv), ("reference", reference_batch_norm_relu_conv)):
+    (distributed, shards), (single, _) = run(fn, True), run(fn, False)
+    out[name] = {"distributed": distributed, "single": single, "shards": shards}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution.DataParallel runs on JAX only")
+def test_data_parallel_on_two_devices_normalizes_with_the_global_batch():
+    serialized = json.dumps({k: v.tolist() for k, v in _inputs(shape=(8, 3, 3, 4)).items()})
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax"}
+    result = subprocess.run([sys.executable, "-c", JAX_DATA_PARALLEL, serialized], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outputs["devices"] == 2
+    labels = ("y", "mean", "variance", *NAMES)
+    for name in ("recomputing", "reference"):
+        assert outputs[name]["shards"] == 2, name
         for label, got, expected in zip(labels, outputs[name]["distributed"], outputs[name]["single"]):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=f"{name} {label}")
     for label, got, expected in zip(labels, outputs["recomputing"]["distributed"], outputs["reference"]["distributed"]):
