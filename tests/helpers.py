@@ -119,6 +119,38 @@ def gradient(fn, x):
     return np.asarray(jax.grad(total)(np.asarray(x)))
 
 
+def outputs_and_gradients(run, args, cotangent):
+    """`run(*args)` (a tuple whose first item is `y`) and the gradients of `sum(y * cotangent)`
+    with respect to each of `args`, zeros where one does not reach `y`, all as NumPy arrays, by
+    the current backend's own autodiff (eagerly on PyTorch and TensorFlow, `jax.grad` on JAX)."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        tensors = [torch.tensor(a, requires_grad=True) for a in args]
+        outputs = run(*tensors)
+        (outputs[0] * torch.tensor(cotangent)).sum().backward()
+        grads = [torch.zeros_like(t) if t.grad is None else t.grad for t in tensors]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(tensors)
+            outputs = run(*tensors)
+            total = tf.reduce_sum(outputs[0] * cotangent)
+        grads = tape.gradient(total, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        import jax
+
+        def total(args):
+            outputs = run(*args)
+            return ops.sum(outputs[0] * cotangent), outputs
+
+        grads, outputs = jax.grad(total, has_aux=True)(list(args))
+    return [to_numpy(o) for o in outputs], [to_numpy(g) for g in grads]
+
+
 def seeded_weights(model_or_layer, seed=0):
     """Set every float weight from `seed` alone, so the model is the same function on every backend.
 

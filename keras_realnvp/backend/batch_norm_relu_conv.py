@@ -20,10 +20,10 @@ convolution.
   `keras.remat` (`tf.recompute_grad`) saved as much memory but doubled the first step's
   compile time.
 - **JAX**: a `jax.custom_vjp` with the batch norm's analytic gradient, whose residuals are `x`,
-  the statistics and the parameters. Its backward pass recomputes `a` from `x` plus zero
-  times an element of the incoming gradient: XLA's CPU compiler drops optimization barriers,
-  so `jax.checkpoint` (and a recomputation without that data dependency) was merged with the
-  forward pass's `a` and left the buffers as they were, or kept more.
+  the statistics and the parameters. Its backward pass recomputes `a` from `x` plus zero times
+  one element of the incoming gradient per example: XLA's CPU compiler drops optimization
+  barriers, so `jax.checkpoint` (and a recomputation without that data dependency) was merged
+  with the forward pass's `a` and left the buffers as they were, or kept more.
 
 `reference_batch_norm_relu_conv` is the same function in `keras.ops`, with every activation
 kept; `tests/backend/test_batch_norm_relu_conv.py` checks the two equal in values and
@@ -262,9 +262,10 @@ def _jax_function():
         x, gamma, beta, bias, kernel, mean, inverse_std = residuals
         grad_y = cotangents[0]
         # Recomputed from x once grad_y exists: XLA's CPU compiler drops optimization barriers,
-        # and would otherwise merge this with the forward pass's activation and keep that.
+        # and would otherwise merge this with the forward pass's activation and keep that. One
+        # element per example, so that a batch split over devices needs no communication for it.
         # (A non-finite grad_y makes every gradient here non-finite either way.)
-        x = x + (grad_y[0, 0, 0, 0] * 0).astype(x.dtype)
+        x = x + (grad_y[:, :1, :1, :1] * 0).astype(x.dtype)
         a = activation(x, gamma, beta, mean, inverse_std)
         _, convolution_vjp = jax.vjp(reference_conv2d, a, kernel)
         grad_a, grad_kernel = convolution_vjp(grad_y)

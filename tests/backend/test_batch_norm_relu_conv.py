@@ -17,7 +17,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import outputs_and_gradients, to_numpy
 from keras import ops
 
 from keras_realnvp.backend.batch_norm_relu_conv import batch_norm_relu_conv, reference_batch_norm_relu_conv
@@ -53,32 +53,7 @@ def _values_and_gradients(fn, inputs, compute_dtype=None):
         y, mean, variance = fn(x, gamma, beta, EPSILON, kernel, bias=bias)
         return ops.cast(y, "float32"), mean, variance
 
-    backend = keras.backend.backend()
-    if backend == "torch":
-        import torch
-
-        tensors = [torch.tensor(a, requires_grad=True) for a in args]
-        outputs = run(*tensors)
-        (outputs[0] * torch.tensor(cotangent)).sum().backward()
-        grads = [torch.zeros_like(t) if t.grad is None else t.grad for t in tensors]
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        tensors = [tf.convert_to_tensor(a) for a in args]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            outputs = run(*tensors)
-            total = tf.reduce_sum(outputs[0] * cotangent)
-        grads = tape.gradient(total, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    else:
-        import jax
-
-        def total(args):
-            outputs = run(*args)
-            return ops.sum(outputs[0] * cotangent), outputs
-
-        grads, outputs = jax.grad(total, has_aux=True)(args)
-    return [to_numpy(o) for o in outputs], [to_numpy(g) for g in grads]
+    return outputs_and_gradients(run, args, cotangent)
 
 
 def _numpy_forward(inputs):
@@ -280,9 +255,15 @@ def test_mirrored_strategy_on_two_devices_normalizes_with_the_global_batch():
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = json.loads(result.stdout.strip().splitlines()[-1])
     assert outputs["replicas"] == 2
+    assert outputs["recomputing"]["stats_agree"] and outputs["reference"]["stats_agree"]
+    _check_distributed(outputs)
+
+
+def _check_distributed(outputs):
+    """Each function's distributed values and gradients equal its single-device ones, and the two
+    functions' distributed ones each other's."""
     labels = ("y", "mean", "variance", *NAMES)
     for name in ("recomputing", "reference"):
-        assert outputs[name]["stats_agree"], name
         for label, got, expected in zip(labels, outputs[name]["distributed"], outputs[name]["single"]):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=f"{name} {label}")
     for label, got, expected in zip(labels, outputs["recomputing"]["distributed"], outputs["reference"]["distributed"]):
@@ -336,10 +317,5 @@ def test_data_parallel_on_two_devices_normalizes_with_the_global_batch():
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = json.loads(result.stdout.strip().splitlines()[-1])
     assert outputs["devices"] == 2
-    labels = ("y", "mean", "variance", *NAMES)
-    for name in ("recomputing", "reference"):
-        assert outputs[name]["shards"] == 2, name
-        for label, got, expected in zip(labels, outputs[name]["distributed"], outputs[name]["single"]):
-            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=f"{name} {label}")
-    for label, got, expected in zip(labels, outputs["recomputing"]["distributed"], outputs["reference"]["distributed"]):
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=label)
+    assert outputs["recomputing"]["shards"] == outputs["reference"]["shards"] == 2
+    _check_distributed(outputs)

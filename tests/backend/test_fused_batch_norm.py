@@ -17,7 +17,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import to_numpy
+from helpers import outputs_and_gradients, to_numpy
 from keras import ops
 
 from keras_realnvp.backend.batch_norm import batch_norm, reference_batch_norm
@@ -52,32 +52,7 @@ def _values_and_gradients(fn, inputs, training):
             return fn(x, gamma, beta, EPSILON, bias=bias, relu=True)
         return fn(x, gamma, beta, EPSILON, mean, variance, bias=bias, relu=True)
 
-    backend = keras.backend.backend()
-    if backend == "torch":
-        import torch
-
-        tensors = [torch.tensor(a, requires_grad=True) for a in args]
-        outputs = run(*tensors)
-        (outputs[0] * torch.tensor(cotangent)).sum().backward()
-        grads = [torch.zeros_like(t) if t.grad is None else t.grad for t in tensors]
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        tensors = [tf.convert_to_tensor(a) for a in args]
-        with tf.GradientTape() as tape:
-            tape.watch(tensors)
-            outputs = run(*tensors)
-            total = tf.reduce_sum(outputs[0] * cotangent)
-        grads = tape.gradient(total, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    else:
-        import jax
-
-        def total(args):
-            outputs = run(*args)
-            return ops.sum(outputs[0] * cotangent), outputs
-
-        grads, outputs = jax.grad(total, has_aux=True)(args)
-    return [to_numpy(o) for o in outputs], [to_numpy(g) for g in grads]
+    return outputs_and_gradients(run, args, cotangent)
 
 
 def _numpy_batch_norm(inputs, training):
