@@ -1,6 +1,7 @@
 """`conv(relu(batch_norm(x)))` in training, its normalized activation recomputed for the backward pass.
 
-Every convolution of an s/t network but the stem reads `relu(batch_norm(x))`. Autodiff keeps
+Both 3x3 convolutions of every residual block of an s/t network read `relu(batch_norm(x))`
+(the stem reads the coupling's input, the 1x1 skips the residual stream). Autodiff keeps
 two activation-sized tensors per such convolution until the backward pass: `x`, which the
 batch norm's gradient reads, and `a = relu(batch_norm(x))`, which the ReLU's gradient and the
 convolution's weight gradient read. `a` is one multiply-add and a ReLU away from `x` and the
