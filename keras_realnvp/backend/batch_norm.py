@@ -68,6 +68,26 @@ def reference_batch_norm(x, gamma, beta, epsilon, mean=None, variance=None, bias
     >>> ops.convert_to_numpy(y).ravel().tolist(), ops.convert_to_numpy(variance).tolist()
     ([0.0, 1.0], [1.0])
     """
+    scale, shift, mean, variance = normalization_affine(x, gamma, beta, epsilon, mean, variance, bias)
+    y = ops.add(ops.multiply(x, ops.cast(scale, x.dtype)), ops.cast(shift, x.dtype))
+    return (ops.relu(y) if relu else y), mean, variance
+
+
+def normalization_affine(x, gamma, beta, epsilon, mean=None, variance=None, bias=None):
+    """`(scale, shift, mean, variance)`: `reference_batch_norm` is `x * scale + shift` per channel.
+
+    `scale` and `shift` are differentiable vectors in float32 at least; `mean` and `variance`
+    are returned as `batch_norm` returns them (the batch statistics of `x + bias` without
+    gradient, or the given ones).
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.array([[[[1.0], [3.0]]]], "float32")  # (1, 1, 2, 1)
+    >>> scale, shift, mean, variance = normalization_affine(x, None, None, 0.0)
+    >>> ops.convert_to_numpy(scale).tolist(), ops.convert_to_numpy(shift).tolist()
+    ([1.0], [-2.0])
+    """
     dtype = keras.backend.result_type(x.dtype, "float32")
     gamma = None if gamma is None else ops.cast(gamma, dtype)
     beta = None if beta is None else ops.cast(beta, dtype)
@@ -85,8 +105,7 @@ def reference_batch_norm(x, gamma, beta, epsilon, mean=None, variance=None, bias
     # (bias - mean) rather than a cancelled form: the bias keeps a (zero) gradient in training.
     shift = (-mean if bias is None else bias - mean) * scale
     shift = shift if beta is None else beta + shift
-    y = ops.add(ops.multiply(x, ops.cast(scale, x.dtype)), ops.cast(shift, x.dtype))
-    return (ops.relu(y) if relu else y), *returned
+    return scale, shift, *returned
 
 
 def _torch_fits(x, *vectors):

@@ -36,8 +36,7 @@ import functools
 import keras
 from keras import ops
 
-from keras_realnvp.backend import replicas
-from keras_realnvp.backend.batch_norm import _torch_fits, _value, batch_norm
+from keras_realnvp.backend.batch_norm import _torch_fits, _value, batch_norm, normalization_affine
 from keras_realnvp.backend.fused_conv import reference_conv2d
 
 
@@ -170,18 +169,10 @@ def _torch_function():
 
 
 def _tensorflow_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias):
-    dtype = keras.backend.result_type(x.dtype, "float32")
-    axes = tuple(range(len(x.shape) - 1))
-    mean, variance = replicas.moments(ops.cast(x, dtype), axes=axes)
-    bias = None if bias is None else ops.cast(bias, dtype)
-    mean = mean if bias is None else mean + bias  # the statistics of x + bias
-    scale = ops.rsqrt(variance + epsilon)
-    scale = scale if gamma is None else ops.cast(gamma, dtype) * scale
-    # (bias - mean), as in the reference: the bias keeps a (zero) gradient.
-    shift = (-mean if bias is None else bias - mean) * scale
-    shift = shift if beta is None else ops.cast(beta, dtype) + shift
-    y = _tensorflow_affine_relu_conv(x, scale, shift, kernel)
-    return y, ops.stop_gradient(mean), ops.stop_gradient(variance)
+    # The reference's scale and shift, differentiated by autodiff (the global batch's moments
+    # under tf.distribute); only the affine map, the ReLU and the convolution are custom.
+    scale, shift, mean, variance = normalization_affine(x, gamma, beta, epsilon, bias=bias)
+    return _tensorflow_affine_relu_conv(x, scale, shift, kernel), mean, variance
 
 
 def _tensorflow_affine_relu_conv(x, scale, shift, kernel):
@@ -226,9 +217,12 @@ def _jax_batch_norm_relu_conv(x, gamma, beta, epsilon, kernel, bias):
     channels = x.shape[-1]
     gamma = jnp.ones(channels, dtype) if gamma is None else jnp.asarray(_value(gamma), dtype)
     beta = jnp.zeros(channels, dtype) if beta is None else jnp.asarray(_value(beta), dtype)
-    bias = jnp.zeros(channels, dtype) if bias is None else jnp.asarray(_value(bias), dtype)
-    y, mean, variance = _jax_function()(x, gamma, beta, bias, jnp.asarray(_value(kernel)), epsilon)
-    return y, mean + bias, variance
+    # bias cancels in the normalization: it enters the returned mean only (a zero gradient, as in
+    # the reference, where it cancels arithmetically).
+    y, mean, variance = _jax_function()(x, gamma, beta, jnp.asarray(_value(kernel)), epsilon)
+    if bias is not None:
+        mean = ops.stop_gradient(mean + jnp.asarray(_value(bias), dtype))
+    return y, mean, variance
 
 
 @functools.cache
@@ -237,30 +231,23 @@ def _jax_function():
     import jax
     import jax.numpy as jnp
 
-    def statistics(x, epsilon):
-        x32 = x.astype(jnp.result_type(x.dtype, jnp.float32))
-        mean, variance = ops.moments(x32, axes=(0, 1, 2))
-        return x32, mean, variance, jax.lax.rsqrt(variance + epsilon)
-
     def activation(x, gamma, beta, mean, inverse_std):
-        # The reference's arithmetic (bias cancels: it is not added to x, nor to the mean here).
         scale = gamma * inverse_std
         shift = beta - mean * scale
         return jax.nn.relu(x * scale.astype(x.dtype) + shift.astype(x.dtype))
 
-    @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-    def batch_norm_relu_conv(x, gamma, beta, bias, kernel, epsilon):
-        _, mean, variance, inverse_std = statistics(x, epsilon)
+    def forward(x, gamma, beta, kernel, epsilon):
+        mean, variance = ops.moments(x.astype(jnp.result_type(x.dtype, jnp.float32)), axes=(0, 1, 2))
+        inverse_std = jax.lax.rsqrt(variance + epsilon)
         y = reference_conv2d(activation(x, gamma, beta, mean, inverse_std), kernel)
-        return y, jax.lax.stop_gradient(mean), jax.lax.stop_gradient(variance)
+        return (y, mean, variance), (x, gamma, beta, kernel, mean, inverse_std)
 
-    def forward(x, gamma, beta, bias, kernel, epsilon):
-        _, mean, variance, inverse_std = statistics(x, epsilon)
-        y = reference_conv2d(activation(x, gamma, beta, mean, inverse_std), kernel)
-        return (y, mean, variance), (x, gamma, beta, bias, kernel, mean, inverse_std)
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+    def batch_norm_relu_conv(x, gamma, beta, kernel, epsilon):
+        return forward(x, gamma, beta, kernel, epsilon)[0]
 
     def backward(epsilon, residuals, cotangents):
-        x, gamma, beta, bias, kernel, mean, inverse_std = residuals
+        x, gamma, beta, kernel, mean, inverse_std = residuals
         grad_y = cotangents[0]
         # Recomputed from x once grad_y exists: XLA's CPU compiler drops optimization barriers,
         # and would otherwise merge this with the forward pass's activation and keep that. One
@@ -276,7 +263,7 @@ def _jax_function():
         grad_beta = jnp.sum(grad_pre, axis=(0, 1, 2))
         grad_gamma = jnp.sum(grad_pre * normalized, axis=(0, 1, 2))
         grad_x = (gamma * inverse_std) * (grad_pre - grad_beta / count - normalized * (grad_gamma / count))
-        return grad_x.astype(x.dtype), grad_gamma, grad_beta, jnp.zeros_like(bias), grad_kernel
+        return grad_x.astype(x.dtype), grad_gamma, grad_beta, grad_kernel
 
     batch_norm_relu_conv.defvjp(forward, backward)
     return batch_norm_relu_conv
