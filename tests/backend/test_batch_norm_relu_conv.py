@@ -149,6 +149,35 @@ def test_the_backward_pass_keeps_no_activation_but_the_input():
     assert len(saved_activations(batch_norm_relu_conv)) == 1
 
 
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's recomputation of the activation")
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_recomputed_activation_is_the_forward_kernels(dtype, channels_last):
+    """The backward pass's `relu(batch_norm(x))`, from the forward kernel's saved statistics,
+    against the forward kernel's own output, element by element: within 4 units of `dtype`'s
+    rounding of `|x * scale| + |shift|` (the two kernels order their arithmetic differently), and
+    in `x`'s dtype and memory format. A large epsilon, so that mishandling it would show."""
+    import torch
+
+    from keras_realnvp.backend.batch_norm_relu_conv import _recomputed_activation
+
+    torch.manual_seed(0)
+    x = (torch.randn(8, 32, 16, 16) * 3 + 1).to(getattr(torch, dtype))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    x = x.contiguous(memory_format=memory_format)
+    vector_dtype = torch.float64 if dtype == "float64" else torch.float32
+    gamma, beta = torch.rand(32, dtype=vector_dtype) + 0.5, torch.randn(32, dtype=vector_dtype)
+    epsilon = 0.5
+    a, mean, inverse_std = torch.native_batch_norm(x, gamma, beta, None, None, True, 0.0, epsilon)
+    got = _recomputed_activation(x, gamma, beta, mean, inverse_std)
+    assert got.dtype == x.dtype and got.is_contiguous(memory_format=memory_format)
+    scale = (inverse_std * gamma)[None, :, None, None]
+    shift = (beta - mean * inverse_std * gamma)[None, :, None, None]
+    magnitude = (x.to(vector_dtype) * scale).abs() + shift.abs()
+    bound = 4 * torch.finfo(x.dtype).eps * magnitude
+    assert bool(((got.to(vector_dtype) - a.relu().to(vector_dtype)).abs() <= bound).all())
+
+
 def test_a_coupling_resnet_trains_as_on_the_reference(monkeypatch):
     """Output, gradients of every weight and moving averages of a training call, against the same
     network (same weights) whose batch norms and convolutions run the reference."""
