@@ -136,20 +136,21 @@ def _torch_function():
             nchw = x.permute(0, 3, 1, 2)  # a view of the channels_last memory
             a, mean, inverse_std = torch.native_batch_norm(nchw, gamma, beta, None, None, True, 0.0, epsilon)
             torch.relu_(a)
-            weight = kernel.permute(3, 2, 0, 1)  # (k, k, in, out) -> (out, in, k, k)
+            # (k, k, in, out) -> (out, in, k, k), copied once into the channels_last memory that
+            # oneDNN reads (the convolution and its backward pass would each copy the permuted view).
+            weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
             y = torch.conv2d(a, weight, padding=kernel.shape[0] // 2)
-            ctx.save_for_backward(x, gamma, beta, kernel, mean, inverse_std)
+            ctx.save_for_backward(x, gamma, beta, weight, mean, inverse_std)
             ctx.epsilon = epsilon
             ctx.mark_non_differentiable(mean, inverse_std)
             return y.permute(0, 2, 3, 1), mean, inverse_std
 
         @staticmethod
         def backward(ctx, grad_y, _grad_mean, _grad_inverse_std):
-            x, gamma, beta, kernel, mean, inverse_std = ctx.saved_tensors
+            x, gamma, beta, weight, mean, inverse_std = ctx.saved_tensors
             nchw = x.permute(0, 3, 1, 2)
             a = _recomputed_activation(nchw, gamma, beta, mean, inverse_std)
-            weight = kernel.permute(3, 2, 0, 1)
-            padding = kernel.shape[0] // 2
+            padding = weight.shape[-1] // 2
             grad_a, grad_weight, _ = torch.ops.aten.convolution_backward(
                 grad_y.permute(0, 3, 1, 2), a, weight, None, [1, 1], [padding] * 2, [1, 1], False, [0, 0], 1,
                 [True, ctx.needs_input_grad[3], False],
@@ -159,7 +160,8 @@ def _torch_function():
             grad_x, grad_gamma, grad_beta = torch.ops.aten.native_batch_norm_backward(
                 grad_a, nchw, gamma, None, None, mean, inverse_std, True, ctx.epsilon, [True, True, True]
             )
-            grad_kernel = None if grad_weight is None else grad_weight.permute(2, 3, 1, 0)
+            # Contiguous in Keras' (k, k, in, out) layout: the weight norm's backward pass runs on it.
+            grad_kernel = None if grad_weight is None else grad_weight.permute(2, 3, 1, 0).contiguous()
             return grad_x.permute(0, 2, 3, 1), grad_gamma, grad_beta, grad_kernel, None
 
     return BatchNormReluConv
