@@ -17,6 +17,8 @@ reference or an equivalent on every backend:
 - `fused_conv`: a convolution with its bias (added by oneDNN) and a residual sum and a ReLU in
   place on PyTorch where no gradient is recorded (evaluation, sampling), the `keras.ops`
   reference elsewhere (tested equal);
+- `weight_norm`: the weight norm's kernel `g * v / ||v||` through PyTorch's fused kernel, the
+  `keras.ops` reference on the other backends (tested equal in values and gradients);
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 

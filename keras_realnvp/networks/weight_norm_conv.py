@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_realnvp.backend.fused_conv import reference_conv2d
+from keras_realnvp.backend.weight_norm import weight_normalized_kernel
 
 
 @keras.saving.register_keras_serializable(package="keras_realnvp")
@@ -51,10 +52,8 @@ class WeightNormConv2D(keras.layers.Layer):
         self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
 
     def effective_kernel(self):
-        """The kernel actually applied, `g * v / ||v||`."""
-        direction = ops.convert_to_tensor(self.direction)
-        norm = ops.sqrt(ops.sum(ops.square(direction), axis=(0, 1, 2)) + 1e-12)
-        return direction * (self.scale / norm)
+        """The kernel actually applied, `g * v / ||v||` (`keras_realnvp.backend.weight_norm`)."""
+        return weight_normalized_kernel(ops.convert_to_tensor(self.direction), ops.convert_to_tensor(self.scale))
 
     def convolve(self, x, kernel=None):
         """`x` convolved with `kernel` (default: `effective_kernel()`), without the bias.
