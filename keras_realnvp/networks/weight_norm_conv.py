@@ -1,7 +1,6 @@
 """A weight-normalized 2-D convolution (Salimans and Kingma, 2016), as used in §3.7."""
 
 import keras
-from keras import ops
 
 from keras_realnvp.backend.fused_conv import reference_conv2d
 from keras_realnvp.backend.weight_norm import weight_normalized_kernel
@@ -53,7 +52,7 @@ class WeightNormConv2D(keras.layers.Layer):
 
     def effective_kernel(self):
         """The kernel actually applied, `g * v / ||v||` (`keras_realnvp.backend.weight_norm`)."""
-        return weight_normalized_kernel(ops.convert_to_tensor(self.direction), ops.convert_to_tensor(self.scale))
+        return weight_normalized_kernel(self.direction, self.scale)  # read (and autocast) there
 
     def convolve(self, x, kernel=None):
         """`x` convolved with `kernel` (default: `effective_kernel()`), without the bias.
