@@ -13,8 +13,10 @@ Example:
 
 # First: XLA reads its CPU flags when JAX first computes (see configure_xla_cpu).
 from keras_realnvp.backend.compiled import configure_xla_cpu
+from keras_realnvp.backend.vector_math import initialize_vector_math
 
 configure_xla_cpu()
+initialize_vector_math()
 
 from keras_realnvp import bijectors, data, evaluation, layers, networks, visualization  # noqa: E402
 from keras_realnvp.layers import FactorOut, UniformDequantization  # noqa: E402

@@ -19,6 +19,9 @@ reference or an equivalent on every backend:
   reference elsewhere (tested equal);
 - `weight_norm`: the weight norm's kernel `g * v / ||v||` through PyTorch's fused kernel, the
   `keras.ops` reference on the other backends (tested equal in values and gradients);
+- `vector_math`: on PyTorch, MKL's vector math (`log`, `exp`, `tanh`) initialized by one
+  single-threaded call when `keras_realnvp` is imported: torch 2.13.0's first call, when it
+  runs on two threads, can return part of its result wrong;
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 
