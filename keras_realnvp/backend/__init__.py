@@ -22,6 +22,8 @@ reference or an equivalent on every backend:
 - `vector_math`: on PyTorch, MKL's vector math (`log`, `exp`, `tanh`) initialized by one
   single-threaded call when `keras_realnvp` is imported: torch 2.13.0's first call, when it
   runs on two threads, can return part of its result wrong;
+- `compilation_cache`: JAX's persistent compilation cache, which the commands (not the
+  benchmark, not the library) turn on;
 - `devices`: what the benchmark asks of the devices: waiting for them (`synchronize`), naming
   them (`device_description`) and each framework's memory accounting of a training step.
 

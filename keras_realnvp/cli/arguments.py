@@ -140,6 +140,9 @@ def run_command(run, args):
     """`run(args)`, a command's work; a `ValueError` (bad input) or `ImportError` (a missing
     optional package, whose message names the extra) becomes `fail(error, 2)`.
 
+    On JAX the work runs with the persistent compilation cache
+    (`keras_realnvp.backend.compilation_cache`): what an earlier command compiled is loaded.
+
     Example:
 
     >>> def missing(args):
@@ -150,6 +153,9 @@ def run_command(run, args):
     ...     print(stop.code)
     2
     """
+    from keras_realnvp.backend.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()
     try:
         return run(args)
     except (ValueError, ImportError) as error:
