@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
@@ -72,4 +73,4 @@ def test_the_default_folder_follows_xdg_cache_home(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_folder() == tmp_path / "keras_realnvp" / "jax"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert default_folder() == default_folder().home() / ".cache" / "keras_realnvp" / "jax"
+    assert default_folder() == Path.home() / ".cache" / "keras_realnvp" / "jax"
